@@ -1,0 +1,108 @@
+"""Bearer-token authentication: HS256 JWTs whose ``sub`` is the user id."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jwt
+
+from app.config import Settings
+from app.errors import AuthenticationFailed
+
+ALGORITHM = "HS256"
+MAX_TOKEN_LENGTH = 8192
+MAX_USER_ID_LENGTH = 128
+DEV_SECRET_FILE = "jwt-secret"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: str
+    roles: frozenset[str]
+
+
+def resolve_secret(settings: Settings) -> str:
+    """The configured secret, or in development one kept in the data folder.
+
+    Keeping the generated secret on disk makes ``onboarding-kpi token`` and
+    ``onboarding-kpi serve`` agree without any configuration.
+    """
+    if settings.jwt_secret is not None:
+        return settings.jwt_secret.get_secret_value()
+    if settings.env == "production":  # Settings already refuses this; belt and braces
+        raise RuntimeError("ONBOARDING_KPI_JWT_SECRET is required in production")
+    path = settings.data_dir / DEV_SECRET_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_private(path, secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+class TokenCodec:
+    def __init__(self, settings: Settings, secret: str) -> None:
+        self._secret = secret
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+        self._leeway = settings.jwt_leeway_seconds
+
+    def mint(
+        self, user_id: str, *, roles: list[str] | None = None, ttl: timedelta = timedelta(hours=1)
+    ) -> str:
+        now = datetime.now(UTC)
+        claims: dict[str, object] = {
+            "sub": user_id,
+            "roles": sorted(set(roles or [])),
+            "iat": now,
+            "exp": now + ttl,
+        }
+        if self._issuer:
+            claims["iss"] = self._issuer
+        if self._audience:
+            claims["aud"] = self._audience
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """Turn an ``Authorization`` header into a principal or raise ``AuthenticationFailed``."""
+        if not authorization:
+            raise AuthenticationFailed("Sign in: this request has no bearer token.")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise AuthenticationFailed("The Authorization header must be 'Bearer <token>'.")
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise AuthenticationFailed("The bearer token is too long.")
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=self._leeway,
+                options={
+                    "require": ["sub", "exp"],
+                    "verify_aud": self._audience is not None,
+                    "verify_iss": self._issuer is not None,
+                },
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthenticationFailed("The session has expired; sign in again.") from None
+        except jwt.PyJWTError:
+            raise AuthenticationFailed("The bearer token is not valid.") from None
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not 1 <= len(sub) <= MAX_USER_ID_LENGTH:
+            raise AuthenticationFailed("The bearer token names no valid user.")
+        roles = claims.get("roles", [])
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise AuthenticationFailed("The bearer token's roles are malformed.")
+        return Principal(user_id=sub, roles=frozenset(roles))

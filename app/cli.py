@@ -1,0 +1,83 @@
+"""The ``onboarding-kpi`` command line: serve, token, export-schema."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from app.config import Settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    Settings()  # fail fast, before uvicorn starts, on bad configuration
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+        access_log=False,
+    )
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from app.auth import TokenCodec, resolve_secret
+
+    settings = Settings()
+    codec = TokenCodec(settings, resolve_secret(settings))
+    print(codec.mint(args.user, roles=args.role, ttl=timedelta(seconds=args.ttl)))
+    return 0
+
+
+def _export_schema(args: argparse.Namespace) -> int:
+    from app.graphql import export_sdl
+
+    sdl = export_sdl()
+    if args.output:
+        Path(args.output).write_text(sdl)
+    else:
+        sys.stdout.write(sdl)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="onboarding-kpi",
+        description="GraphQL server recording onboarding completions and leading-KPI events. "
+        "Configured by ONBOARDING_KPI_* environment variables (see README).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.set_defaults(func=_serve)
+
+    token = sub.add_parser("token", help="mint a signed bearer token for development")
+    token.add_argument("--user", required=True, help="user id (the token's sub)")
+    token.add_argument("--role", action="append", default=[], help="role; repeatable")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    token.set_defaults(func=_token)
+
+    export = sub.add_parser("export-schema", help="print the GraphQL SDL")
+    export.add_argument("--output", help="write to this file instead of stdout")
+    export.set_defaults(func=_export_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""Settings, read from ``ONBOARDING_KPI_*`` environment variables.
+
+Built once in the app factory (never at import time) and passed down explicitly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_LENGTH = 32
+_PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "changethis", "development"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ONBOARDING_KPI_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Folder for the default SQLite file and the development JWT secret.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="sqlite+aiosqlite:///PATH or postgresql+asyncpg://...; "
+        "default: a SQLite file in data_dir.",
+    )
+    jwt_secret: SecretStr | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    log_format: Literal["json", "console"] | None = Field(
+        default=None, description="Default: console in development, json in production."
+    )
+    log_level: str = "INFO"
+    db_pool_size: int = Field(default=5, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    db_busy_timeout_ms: int = Field(default=5000, ge=0)
+
+    @model_validator(mode="after")
+    def _refuse_weak_secret_in_production(self) -> Settings:
+        if self.env != "production":
+            return self
+        secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+        if len(secret) < MIN_SECRET_LENGTH or secret.lower() in _PLACEHOLDER_SECRETS:
+            raise ValueError(
+                "ONBOARDING_KPI_JWT_SECRET must be set to a random string of at least "
+                f"{MIN_SECRET_LENGTH} characters when ONBOARDING_KPI_ENV=production"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'onboarding-kpi.sqlite3').resolve()}"
+
+    @property
+    def resolved_log_format(self) -> Literal["json", "console"]:
+        if self.log_format:
+            return self.log_format
+        return "json" if self.env == "production" else "console"

@@ -1,0 +1,96 @@
+"""The HTTP endpoint (seed resource api-m5g7): the app factory and its routes.
+
+``create_app`` builds everything from settings; nothing connects until the first
+request (or the lifespan's schema check).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import SQLModel
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from app.auth import TokenCodec, resolve_secret
+from app.config import Settings
+from app.db import create_engine
+from app.graphql import GraphQLView, build_schema
+from app.http import RequestIdMiddleware
+from app.kpi import DEFAULT_FLOW, OnboardingFlow
+from app.logging import configure_logging, get_logger
+from app.metrics import Metrics
+from app.processors.onboarding import OnboardingProcessor
+from app.queries.onboarding import OnboardingQueries
+from resolvers.context import Services
+
+log = get_logger(__name__)
+READINESS_TIMEOUT_SECONDS = 2.0
+
+
+async def create_schema(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.run_sync(SQLModel.metadata.create_all)
+
+
+def create_app(settings: Settings | None = None, *, flow: OnboardingFlow = DEFAULT_FLOW) -> Starlette:
+    settings = settings or Settings()
+    configure_logging(fmt=settings.resolved_log_format, level=settings.log_level)
+    engine = create_engine(settings)
+    metrics = Metrics()
+    services = Services(
+        processor=OnboardingProcessor(engine, flow=flow, metrics=metrics),
+        queries=OnboardingQueries(engine, flow=flow),
+        tokens=TokenCodec(settings, resolve_secret(settings)),
+        flow=flow,
+    )
+    graphql_view = GraphQLView(build_schema(), services=services, graphql_ide="graphiql")
+
+    async def livez(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        try:
+            async with asyncio.timeout(READINESS_TIMEOUT_SECONDS), engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any failure means "not ready"
+            log.warning("readiness.check_failed", error=repr(exc))
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    async def prometheus(_: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await create_schema(engine)
+        log.info("server.started", database=engine.url.render_as_string(hide_password=True))
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql_view),
+            Route("/livez", livez),
+            Route("/readyz", readyz),
+            Route("/metrics", prometheus),
+        ],
+        middleware=[Middleware(RequestIdMiddleware, metrics=metrics)],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.metrics = metrics
+    app.state.services = services
+    return app

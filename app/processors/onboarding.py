@@ -1,0 +1,249 @@
+"""Completing an onboarding step (seed resource db-b7r2): the use case that owns the transaction.
+
+One transaction per submission:
+
+1. lock the user's progress row and claim the idempotency key (atomically);
+   a known key answers with the stored result instead;
+2. check eligibility, insert the completion, update progress: any failure here
+   rolls everything back, so no completion and no event;
+3. inside a SAVEPOINT, build and insert the KPI event; if that fails, roll back to
+   the savepoint and write an analytics-failure record instead, so the completion
+   still commits and the event can be replayed later;
+4. store the answer on the key and commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.dao.onboarding import CompletionRow, OnboardingDao
+from app.errors import (
+    AnalyticsEventBuildError,
+    AnalyticsEventError,
+    AnalyticsEventWriteError,
+    IdempotencyConflict,
+    IdempotencyConflictReason,
+    PersistenceFailure,
+    StepNotEligible,
+    StepNotEligibleReason,
+    UserFacingError,
+)
+from app.kpi import OnboardingFlow
+from app.logging import get_logger
+from app.metrics import Metrics
+from app.services.analytics import KpiEventRecord, build_kpi_event, event_payload
+from app.services.onboarding import CompleteStepCommand, Progress, check_eligibility, progress_of
+from app.unit_of_work import UnitOfWork
+
+OPERATION = "completeOnboardingStep"
+log = get_logger(__name__)
+
+
+class AnalyticsStatus(StrEnum):
+    RECORDED = "RECORDED"
+    FAILED = "FAILED"
+    NOT_APPLICABLE = "NOT_APPLICABLE"
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionOutcome:
+    """The answer to a submission; stored on the idempotency key and replayed verbatim."""
+
+    step: int
+    completed_at: datetime
+    progress: Progress
+    analytics_status: AnalyticsStatus
+    event: KpiEventRecord | None
+    replayed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "completed_at": self.completed_at.isoformat(),
+            "progress": self.progress.to_json(),
+            "analytics_status": self.analytics_status.value,
+            "event": self.event.to_json() if self.event else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], *, replayed: bool) -> CompletionOutcome:
+        return cls(
+            step=data["step"],
+            completed_at=datetime.fromisoformat(data["completed_at"]),
+            progress=Progress.from_json(data["progress"]),
+            analytics_status=AnalyticsStatus(data["analytics_status"]),
+            event=KpiEventRecord.from_json(data["event"]) if data["event"] else None,
+            replayed=replayed,
+        )
+
+
+@dataclass(slots=True)
+class _AnalyticsResult:
+    status: AnalyticsStatus
+    event: KpiEventRecord | None = None
+    failure: AnalyticsEventError | None = None
+    log_context: dict[str, Any] = field(default_factory=dict)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class OnboardingProcessor:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        flow: OnboardingFlow,
+        metrics: Metrics,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._engine = engine
+        self._flow = flow
+        self._metrics = metrics
+        self._clock = clock
+
+    async def complete_step(self, user_id: str, command: CompleteStepCommand) -> CompletionOutcome:
+        try:
+            outcome, analytics = await self._complete_in_transaction(user_id, command)
+        except UserFacingError as exc:
+            self._metrics.completions.labels(outcome=exc.code.value).inc()
+            log.info("completion.rejected", user_id=user_id, step=command.step, code=exc.code)
+            raise
+        except (SQLAlchemyError, OSError) as exc:
+            self._metrics.completions.labels(outcome=PersistenceFailure.code.value).inc()
+            log.error("completion.persist_failed", user_id=user_id, step=command.step,
+                      exc_info=exc)
+            raise PersistenceFailure(retryable=_is_retryable(exc)) from exc
+        self._after_commit(user_id, outcome, analytics)
+        return outcome
+
+    async def _complete_in_transaction(
+        self, user_id: str, command: CompleteStepCommand
+    ) -> tuple[CompletionOutcome, _AnalyticsResult | None]:
+        now = self._clock()
+        fingerprint = command.fingerprint()
+        async with UnitOfWork(self._engine) as uow:
+            dao = uow.onboarding
+            completed = await dao.lock_progress(user_id, now=now)
+            claimed = await dao.claim_key(
+                user_id=user_id, operation=OPERATION, key=command.idempotency_key,
+                fingerprint=fingerprint, now=now,
+            )
+            if not claimed:
+                return await self._replay(dao, user_id, command, fingerprint), None
+
+            check_eligibility(self._flow, command.step, completed)
+            completion = await dao.insert_completion(
+                user_id=user_id, step=command.step, source=command.source,
+                metadata=command.metadata, idempotency_key=command.idempotency_key,
+                completed_at=now,
+            )
+            if completion is None:  # lost a race the progress lock did not see
+                raise StepNotEligible(command.step, StepNotEligibleReason.ALREADY_COMPLETED)
+            progress = progress_of(self._flow, [*completed, command.step])
+            await dao.update_progress(user_id=user_id, steps=progress.completed_steps, now=now)
+
+            analytics = await self._record_analytics(uow, completion, now=now)
+            outcome = CompletionOutcome(
+                step=command.step,
+                completed_at=now,
+                progress=progress,
+                analytics_status=analytics.status,
+                event=analytics.event,
+            )
+            await dao.store_response(
+                user_id=user_id, operation=OPERATION, key=command.idempotency_key,
+                response=outcome.to_json(),
+            )
+            await uow.commit()
+        return outcome, analytics
+
+    async def _replay(
+        self, dao: OnboardingDao, user_id: str, command: CompleteStepCommand, fingerprint: str
+    ) -> CompletionOutcome:
+        stored = await dao.get_key(
+            user_id=user_id, operation=OPERATION, key=command.idempotency_key
+        )
+        if stored.fingerprint != fingerprint:
+            raise IdempotencyConflict(IdempotencyConflictReason.KEY_REUSED_WITH_DIFFERENT_INPUT)
+        if stored.response is None:
+            raise IdempotencyConflict(IdempotencyConflictReason.REQUEST_IN_PROGRESS)
+        return CompletionOutcome.from_json(stored.response, replayed=True)
+
+    async def _record_analytics(
+        self, uow: UnitOfWork, completion: CompletionRow, *, now: datetime
+    ) -> _AnalyticsResult:
+        step = self._flow.get(completion.step)
+        assert step is not None  # eligibility checked it
+        if step.kpi_id is None:
+            return _AnalyticsResult(AnalyticsStatus.NOT_APPLICABLE)
+        payload = event_payload(
+            completion_id=completion.id, kpi_id=step.kpi_id, user_id=completion.user_id,
+            step=completion.step, source=completion.source, metadata=completion.metadata,
+            occurred_at=completion.completed_at,
+        )
+        failure: AnalyticsEventError
+        try:
+            event = build_kpi_event(payload)
+        except AnalyticsEventBuildError as exc:
+            failure = exc
+        else:
+            try:
+                async with uow.savepoint():
+                    await uow.onboarding.insert_kpi_event(event, recorded_at=now)
+            except DBAPIError as exc:
+                failure = AnalyticsEventWriteError(f"{type(exc.orig).__name__}: {exc.orig}")
+                failure.__cause__ = exc
+            else:
+                return _AnalyticsResult(AnalyticsStatus.RECORDED, event=event)
+
+        failure_id = await uow.onboarding.insert_analytics_failure(
+            completion_id=completion.id, stage=failure.stage.value,
+            error_type=type(failure.__cause__ or failure).__name__,
+            error_message=failure.message, payload=payload, now=now,
+        )
+        return _AnalyticsResult(
+            AnalyticsStatus.FAILED,
+            failure=failure,
+            log_context={"failure_id": failure_id, "completion_id": completion.id,
+                         "kpi_id": step.kpi_id, "payload": payload},
+        )
+
+    def _after_commit(
+        self, user_id: str, outcome: CompletionOutcome, analytics: _AnalyticsResult | None
+    ) -> None:
+        """Count and log only what is durable: called once the transaction committed."""
+        if outcome.replayed:
+            self._metrics.completions.labels(outcome="replayed").inc()
+            log.info("completion.replayed", user_id=user_id, step=outcome.step)
+            return
+        self._metrics.completions.labels(outcome="success").inc()
+        log.info("completion.recorded", user_id=user_id, step=outcome.step,
+                 analytics=outcome.analytics_status.value)
+        if outcome.event is not None:
+            self._metrics.kpi_events.labels(kpi_id=outcome.event.kpi_id).inc()
+        if analytics is not None and analytics.failure is not None:
+            self._metrics.analytics_failures.labels(stage=analytics.failure.stage.value).inc()
+            log.error(
+                "analytics.event_failed",
+                user_id=user_id,
+                step=outcome.step,
+                stage=analytics.failure.stage.value,
+                error=analytics.failure.message,
+                **analytics.log_context,
+            )
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    """Connection loss, lock time-outs and pool exhaustion go away on their own."""
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    return True

@@ -1,0 +1,98 @@
+"""Building the leading-KPI analytics event (seed step 4): pure, no I/O."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.errors import AnalyticsEventBuildError
+from app.kpi import KpiId
+
+
+@dataclass(frozen=True, slots=True)
+class KpiEventRecord:
+    """An analytics event ready to persist; ``occurred_at`` is the completion's time."""
+
+    id: str
+    completion_id: int
+    kpi_id: str
+    user_id: str
+    step: int
+    source: str
+    metadata: dict[str, Any]
+    occurred_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "completion_id": self.completion_id,
+            "kpi_id": self.kpi_id,
+            "user_id": self.user_id,
+            "step": self.step,
+            "source": self.source,
+            "metadata": self.metadata,
+            "occurred_at": self.occurred_at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> KpiEventRecord:
+        return cls(
+            id=data["id"],
+            completion_id=data["completion_id"],
+            kpi_id=data["kpi_id"],
+            user_id=data["user_id"],
+            step=data["step"],
+            source=data["source"],
+            metadata=data["metadata"],
+            occurred_at=datetime.fromisoformat(data["occurred_at"]),
+        )
+
+
+def event_payload(
+    *,
+    completion_id: int,
+    kpi_id: str | None,
+    user_id: str,
+    step: int,
+    source: str,
+    metadata: dict[str, Any],
+    occurred_at: datetime,
+) -> dict[str, Any]:
+    """Everything needed to build the event again later; stored on a failure record."""
+    return {
+        "completion_id": completion_id,
+        "kpi_id": kpi_id,
+        "user_id": user_id,
+        "step": step,
+        "source": source,
+        "metadata": metadata,
+        "occurred_at": occurred_at.isoformat(),
+    }
+
+
+def build_kpi_event(payload: dict[str, Any], *, event_id: str | None = None) -> KpiEventRecord:
+    """Validate a payload into an event; raise ``AnalyticsEventBuildError`` if it can't be."""
+    kpi_id = payload.get("kpi_id")
+    if not kpi_id:
+        raise AnalyticsEventBuildError("the step has no KPI identifier")
+    try:
+        canonical = KpiId(kpi_id)
+    except ValueError:
+        raise AnalyticsEventBuildError(f"'{kpi_id}' is not a canonical KPI identifier") from None
+    if not payload.get("user_id"):
+        raise AnalyticsEventBuildError("the event has no user identifier")
+    occurred_at = datetime.fromisoformat(payload["occurred_at"])
+    if occurred_at.tzinfo is None:
+        raise AnalyticsEventBuildError("the event timestamp has no time zone")
+    return KpiEventRecord(
+        id=event_id or str(uuid.uuid4()),
+        completion_id=payload["completion_id"],
+        kpi_id=canonical.value,
+        user_id=payload["user_id"],
+        step=payload["step"],
+        source=payload["source"],
+        metadata=dict(payload["metadata"]),
+        occurred_at=occurred_at,
+    )

@@ -1,0 +1,99 @@
+"""Storage schema (seed resource db-f8n5): SQLModel tables only, no behaviour.
+
+- ``step_completions``   one row per (user, step): the source of truth for progress.
+- ``onboarding_progress`` one row per user: the denormalised progress, and the row the
+  processor locks so that one user's submissions are serialised on PostgreSQL.
+- ``kpi_events``          one analytics event per completion whose step counts toward a KPI.
+- ``analytics_failures``  one row per completion whose KPI event could not be recorded;
+  its payload is enough to rebuild the event later.
+- ``idempotency_keys``    the stored answer to each (user, operation, key).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from models.types import JsonType, UTCDateTime
+
+
+class StepCompletion(SQLModel, table=True):
+    __tablename__ = "step_completions"
+    __table_args__ = (UniqueConstraint("user_id", "step", name="uq_step_completions_user_step"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(max_length=128)
+    step: int
+    source: str = Field(max_length=32)
+    step_metadata: dict[str, Any] = Field(sa_column=Column("metadata", JsonType, nullable=False))
+    idempotency_key: str = Field(max_length=255)
+    completed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class OnboardingProgress(SQLModel, table=True):
+    __tablename__ = "onboarding_progress"
+
+    user_id: str = Field(primary_key=True, max_length=128)
+    completed_steps: list[int] = Field(sa_column=Column(JsonType, nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class KpiEvent(SQLModel, table=True):
+    __tablename__ = "kpi_events"
+    __table_args__ = (
+        Index("ix_kpi_events_occurred_at_id", "occurred_at", "id"),
+        Index("ix_kpi_events_kpi_id_occurred_at", "kpi_id", "occurred_at"),
+        Index("ix_kpi_events_user_id", "user_id"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    completion_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("step_completions.id", ondelete="CASCADE"), nullable=False,
+            unique=True,
+        )
+    )
+    kpi_id: str = Field(max_length=128)
+    user_id: str = Field(max_length=128)
+    step: int
+    source: str = Field(max_length=32)
+    event_metadata: dict[str, Any] = Field(sa_column=Column("metadata", JsonType, nullable=False))
+    occurred_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    recorded_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class AnalyticsFailure(SQLModel, table=True):
+    __tablename__ = "analytics_failures"
+
+    id: int | None = Field(default=None, primary_key=True)
+    completion_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("step_completions.id", ondelete="CASCADE"), nullable=False,
+            unique=True,
+        )
+    )
+    stage: str = Field(max_length=16)
+    error_type: str = Field(max_length=128)
+    error_message: str = Field(sa_column=Column(Text, nullable=False))
+    payload: dict[str, Any] = Field(sa_column=Column(JsonType, nullable=False))
+    attempts: int = 1
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    resolved_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    resolved_event_id: str | None = Field(default=None, sa_column=Column(String(36)))
+
+
+class IdempotencyKey(SQLModel, table=True):
+    __tablename__ = "idempotency_keys"
+
+    user_id: str = Field(primary_key=True, max_length=128)
+    operation: str = Field(primary_key=True, max_length=64)
+    key: str = Field(primary_key=True, max_length=255)
+    fingerprint: str = Field(max_length=64)
+    response: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+TABLES = (StepCompletion, OnboardingProgress, KpiEvent, AnalyticsFailure, IdempotencyKey)

@@ -1,0 +1,1 @@
+"""GraphQL request handlers (seed resource api-n8k2)."""

@@ -1,0 +1,49 @@
+"""The typed per-request GraphQL context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+from starlette.responses import Response
+from strawberry.types import Info as _Info
+
+from app.auth import Principal, TokenCodec
+from app.errors import AuthenticationFailed
+from app.kpi import OnboardingFlow
+from app.processors.onboarding import OnboardingProcessor
+from app.queries.onboarding import OnboardingQueries
+
+
+@dataclass(slots=True)
+class Services:
+    """Long-lived collaborators, built once by the app factory."""
+
+    processor: OnboardingProcessor
+    queries: OnboardingQueries
+    tokens: TokenCodec
+    flow: OnboardingFlow
+
+
+@dataclass(slots=True)
+class Context:
+    request: Request
+    response: Response
+    services: Services
+    _principal: Principal | AuthenticationFailed | None = field(default=None)
+
+    def authenticate(self) -> Principal:
+        """The signed-in user, or ``AuthenticationFailed``; the token is checked once per request."""
+        if self._principal is None:
+            try:
+                self._principal = self.services.tokens.authenticate(
+                    self.request.headers.get("authorization")
+                )
+            except AuthenticationFailed as exc:
+                self._principal = exc
+        if isinstance(self._principal, AuthenticationFailed):
+            raise self._principal
+        return self._principal
+
+
+Info = _Info[Context, None]

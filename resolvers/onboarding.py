@@ -1,0 +1,60 @@
+"""Request handlers for onboarding (seed resource api-n8k2).
+
+Each resolver converts GraphQL input, calls one processor or query, and maps the
+result or the domain error back to the contract. No SQL and no business rules here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+from graphql import GraphQLError
+
+from app.errors import AuthenticationFailed, UserFacingError
+from app.services.onboarding import parse_complete_step
+from resolvers.context import Info
+from schema.errors import to_graphql_error
+from schema.types import (
+    CompleteOnboardingStepInput,
+    CompleteOnboardingStepResult,
+    CompleteOnboardingStepSuccess,
+    OnboardingFlow,
+    OnboardingProgress,
+)
+
+
+def onboarding_flow(info: Info) -> OnboardingFlow:
+    return OnboardingFlow.from_config(info.context.services.flow)
+
+
+async def my_onboarding_progress(info: Info) -> OnboardingProgress:
+    try:
+        principal = info.context.authenticate()
+    except AuthenticationFailed as exc:
+        raise GraphQLError(exc.message, extensions={"code": "UNAUTHENTICATED"}) from None
+    progress = await info.context.services.queries.progress(principal.user_id)
+    return OnboardingProgress.from_domain(progress)
+
+
+async def complete_onboarding_step(
+    info: Info,
+    input: Annotated[  # noqa: A002 - the contract names the argument "input"
+        CompleteOnboardingStepInput,
+        strawberry.argument(description="The step to complete and how to identify the attempt."),
+    ],
+) -> CompleteOnboardingStepResult:
+    try:
+        command = parse_complete_step(
+            step=input.step,
+            idempotency_key=input.idempotency_key,
+            source=input.source,
+            metadata=input.metadata,
+        )
+        principal = info.context.authenticate()
+        outcome = await info.context.services.processor.complete_step(
+            principal.user_id, command
+        )
+    except UserFacingError as exc:
+        return to_graphql_error(exc)  # type: ignore[return-value]
+    return CompleteOnboardingStepSuccess.from_domain(outcome)

@@ -1,0 +1,176 @@
+"""GraphQL object and input types of the onboarding contract (seed resource api-q7v1)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+
+from app.kpi import OnboardingFlow as FlowConfig
+from app.processors.onboarding import AnalyticsStatus as DomainAnalyticsStatus
+from app.processors.onboarding import CompletionOutcome
+from app.services.analytics import KpiEventRecord
+from app.services.onboarding import Progress
+from schema._enums import graphql_enum
+from schema.errors import (
+    AuthenticationError,
+    IdempotencyConflictError,
+    PersistenceError,
+    StepNotEligibleError,
+    ValidationError,
+)
+
+AnalyticsStatus = graphql_enum(
+    DomainAnalyticsStatus,
+    description="What happened to the KPI analytics event of a completion.",
+    values={
+        "RECORDED": "The KPI event was persisted.",
+        "FAILED": (
+            "The KPI event could not be recorded; the failure is stored and will be replayed. "
+            "The completion itself is saved."
+        ),
+        "NOT_APPLICABLE": "This step counts toward no KPI, so no event exists.",
+    },
+)
+
+
+@strawberry.type(description="One step of the onboarding flow.")
+class OnboardingStep:
+    step: int = strawberry.field(description="1-based position of the step in the flow.")
+    key: str = strawberry.field(description="Stable machine name of the step, e.g. 'profile'.")
+    title: str = strawberry.field(description="Human-readable title.")
+    kpi_id: str | None = strawberry.field(
+        description="Dotted id of the KPI this step counts toward, or null if none."
+    )
+
+
+@strawberry.type(description="The onboarding flow: its steps, in the order they are completed.")
+class OnboardingFlow:
+    steps: list[OnboardingStep] = strawberry.field(description="Every step, in order.")
+
+    @classmethod
+    def from_config(cls, flow: FlowConfig) -> OnboardingFlow:
+        return cls(
+            steps=[OnboardingStep(step=s.step, key=s.key, title=s.title, kpi_id=s.kpi_id)
+                   for s in flow.steps]
+        )
+
+
+@strawberry.type(description="A user's progress through the onboarding flow.")
+class OnboardingProgress:
+    completed_steps: list[int] = strawberry.field(description="Completed step numbers, ascending.")
+    next_step: int | None = strawberry.field(
+        description="The step to complete next, or null when onboarding is complete."
+    )
+    total_steps: int = strawberry.field(description="Number of steps in the flow.")
+    is_complete: bool = strawberry.field(description="True when every step is completed.")
+
+    @classmethod
+    def from_domain(cls, progress: Progress) -> OnboardingProgress:
+        return cls(
+            completed_steps=progress.completed_steps,
+            next_step=progress.next_step,
+            total_steps=progress.total_steps,
+            is_complete=progress.is_complete,
+        )
+
+
+@strawberry.type(description="A recorded onboarding step completion.")
+class StepCompletion:
+    step: int = strawberry.field(description="The completed step.")
+    completed_at: datetime = strawberry.field(
+        description="Server time of the completion, in UTC."
+    )
+
+
+@strawberry.type(description="An analytics event recorded for a KPI.")
+class KpiEvent:
+    id: strawberry.ID = strawberry.field(description="Unique id of the event (a UUID).")
+    kpi_id: str = strawberry.field(description="Dotted canonical KPI id.")
+    occurred_at: datetime = strawberry.field(
+        description="When the action happened: the completion's server time, in UTC."
+    )
+    user_id: str = strawberry.field(description="The user who completed the step.")
+    step: int = strawberry.field(description="The onboarding step that was completed.")
+    source: str = strawberry.field(description="Where the action happened: 'web', 'ios', 'api'.")
+    metadata: JSON = strawberry.field(description="The step metadata sent with the completion.")
+
+    @classmethod
+    def from_domain(cls, event: KpiEventRecord) -> KpiEvent:
+        return cls(
+            id=strawberry.ID(event.id),
+            kpi_id=event.kpi_id,
+            occurred_at=event.occurred_at,
+            user_id=event.user_id,
+            step=event.step,
+            source=event.source,
+            metadata=event.metadata,
+        )
+
+
+@strawberry.type(description="The analytics side of a completion.")
+class AnalyticsResult:
+    status: AnalyticsStatus = strawberry.field(description="Whether the KPI event was recorded.")
+    event: KpiEvent | None = strawberry.field(
+        description="The recorded event when status is RECORDED, otherwise null."
+    )
+
+
+@strawberry.type(description="The step was completed (now, or by an earlier identical request).")
+class CompleteOnboardingStepSuccess:
+    completion: StepCompletion = strawberry.field(description="The recorded completion.")
+    progress: OnboardingProgress = strawberry.field(
+        description="The user's progress right after this completion."
+    )
+    analytics: AnalyticsResult = strawberry.field(description="The KPI analytics outcome.")
+    replayed: bool = strawberry.field(
+        description="True when this is the stored answer to an earlier request with the same "
+        "idempotency key; nothing new was recorded."
+    )
+
+    @classmethod
+    def from_domain(cls, outcome: CompletionOutcome) -> CompleteOnboardingStepSuccess:
+        return cls(
+            completion=StepCompletion(step=outcome.step, completed_at=outcome.completed_at),
+            progress=OnboardingProgress.from_domain(outcome.progress),
+            analytics=AnalyticsResult(
+                status=outcome.analytics_status,
+                event=KpiEvent.from_domain(outcome.event) if outcome.event else None,
+            ),
+            replayed=outcome.replayed,
+        )
+
+
+@strawberry.input(description="A request to complete one onboarding step as the signed-in user.")
+class CompleteOnboardingStepInput:
+    step: int = strawberry.field(description="1-based step number.")
+    idempotency_key: str = strawberry.field(
+        description="Client-made key (a UUID), reused on every retry of the same submission: "
+        "16-255 characters of letters, digits, '-', '_', ':', '.'."
+    )
+    source: str | None = strawberry.field(
+        default=None,
+        description="Where the action happened ('web', 'ios', ...): 1-32 characters of "
+        "lowercase letters, digits, '-', '_'. 'api' when omitted.",
+    )
+    metadata: JSON | None = strawberry.field(
+        default=None,
+        description="Optional flat object of step metadata: at most 32 keys, values strings, "
+        "numbers, booleans or null, at most 4 KiB as JSON.",
+    )
+
+
+CompleteOnboardingStepResult = Annotated[
+    CompleteOnboardingStepSuccess
+    | ValidationError
+    | AuthenticationError
+    | StepNotEligibleError
+    | IdempotencyConflictError
+    | PersistenceError,
+    strawberry.union(
+        "CompleteOnboardingStepResult",
+        description="The completion, or the typed reason it was not recorded.",
+    ),
+]

@@ -1,0 +1,131 @@
+"""completeOnboardingStep over HTTP: the seed's steps 2-6 and every error branch."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.kpi import KpiId
+from tests.conftest import Api, count, new_key, rows
+
+
+async def test_step_1_records_completion_and_kpi_event(api: Api, engine: AsyncEngine) -> None:
+    # given a signed-in user who has completed nothing
+    before = datetime.now(UTC)
+
+    # when they complete step 1 from the web with metadata
+    result = await api.complete(1, user="alice", source="web", metadata={"plan": "pro", "seats": 3})
+
+    # then they see the confirmation, their progress and the recorded event
+    assert result["__typename"] == "CompleteOnboardingStepSuccess"
+    assert result["replayed"] is False
+    assert result["completion"]["step"] == 1
+    assert result["progress"] == {
+        "completedSteps": [1], "nextStep": 2, "totalSteps": 4, "isComplete": False,
+    }
+    event = result["analytics"]["event"]
+    assert result["analytics"]["status"] == "RECORDED"
+    assert event["kpiId"] == KpiId.ONBOARDING_STEP_1_COMPLETED == "onboarding.step_1_completed"
+    assert event["userId"] == "alice"
+    assert event["step"] == 1
+    assert event["source"] == "web"
+    assert event["metadata"] == {"plan": "pro", "seats": 3}
+    occurred_at = datetime.fromisoformat(event["occurredAt"])
+    assert occurred_at.utcoffset() == timedelta(0)
+    assert before <= occurred_at <= datetime.now(UTC)
+    assert event["occurredAt"] == result["completion"]["completedAt"]
+
+    # and the database holds exactly that completion and that event
+    [completion] = await rows(engine, "SELECT * FROM step_completions")
+    assert (completion["user_id"], completion["step"], completion["source"]) == ("alice", 1, "web")
+    [stored] = await rows(engine, "SELECT * FROM kpi_events")
+    assert stored["id"] == event["id"]
+    assert stored["completion_id"] == completion["id"]
+    assert (stored["kpi_id"], stored["user_id"], stored["step"], stored["source"]) == (
+        "onboarding.step_1_completed", "alice", 1, "web",
+    )
+    assert await count(engine, "analytics_failures") == 0
+
+
+async def test_source_defaults_to_api(api: Api) -> None:
+    result = await api.complete(1)
+    assert result["analytics"]["event"]["source"] == "api"
+    assert result["analytics"]["event"]["metadata"] == {}
+
+
+async def test_step_without_kpi_records_no_event(api: Api, engine: AsyncEngine) -> None:
+    await api.complete(1, user="bob")
+
+    result = await api.complete(2, user="bob")
+
+    assert result["__typename"] == "CompleteOnboardingStepSuccess"
+    assert result["analytics"] == {"status": "NOT_APPLICABLE", "event": None}
+    assert result["progress"]["completedSteps"] == [1, 2]
+    assert await count(engine, "kpi_events") == 1
+    assert await count(engine, "step_completions") == 2
+
+
+async def test_completing_every_step_finishes_onboarding(api: Api) -> None:
+    for step in (1, 2, 3):
+        assert (await api.complete(step))["__typename"] == "CompleteOnboardingStepSuccess"
+
+    result = await api.complete(4)
+
+    assert result["progress"] == {
+        "completedSteps": [1, 2, 3, 4], "nextStep": None, "totalSteps": 4, "isComplete": True,
+    }
+    assert result["analytics"]["event"]["kpiId"] == "onboarding.completed"
+
+
+async def test_unknown_step_is_not_eligible(api: Api, engine: AsyncEngine) -> None:
+    result = await api.complete(99)
+
+    assert result["__typename"] == "StepNotEligibleError"
+    assert result["code"] == "STEP_NOT_ELIGIBLE"
+    assert (result["step"], result["reason"]) == (99, "UNKNOWN_STEP")
+    assert await count(engine, "step_completions") == 0
+    assert await count(engine, "idempotency_keys") == 0
+
+
+async def test_step_2_before_step_1_is_not_eligible(api: Api, engine: AsyncEngine) -> None:
+    result = await api.complete(2)
+
+    assert result["__typename"] == "StepNotEligibleError"
+    assert result["reason"] == "PREVIOUS_STEP_INCOMPLETE"
+    assert await count(engine, "step_completions") == 0
+    assert await count(engine, "kpi_events") == 0
+
+
+async def test_completing_a_step_twice_with_new_key_is_refused(
+    api: Api, engine: AsyncEngine
+) -> None:
+    await api.complete(1)
+
+    result = await api.complete(1)  # a new idempotency key: a new submission
+
+    assert result["__typename"] == "StepNotEligibleError"
+    assert result["reason"] == "ALREADY_COMPLETED"
+    assert await count(engine, "step_completions") == 1
+    assert await count(engine, "kpi_events") == 1
+
+
+async def test_a_rejected_attempt_does_not_burn_its_key(api: Api) -> None:
+    key = new_key()
+    assert (await api.complete(2, key=key))["reason"] == "PREVIOUS_STEP_INCOMPLETE"
+    await api.complete(1)
+
+    result = await api.complete(2, key=key)
+
+    assert result["__typename"] == "CompleteOnboardingStepSuccess"
+    assert result["replayed"] is False
+
+
+async def test_users_progress_independently(api: Api, engine: AsyncEngine) -> None:
+    await api.complete(1, user="alice")
+
+    result = await api.complete(1, user="bob")
+
+    assert result["__typename"] == "CompleteOnboardingStepSuccess"
+    assert result["progress"]["completedSteps"] == [1]
+    assert await count(engine, "kpi_events") == 2
