@@ -16,7 +16,7 @@ from app.errors import AuthenticationFailed
 ALGORITHM = "HS256"
 MAX_TOKEN_LENGTH = 8192
 MAX_USER_ID_LENGTH = 128
-DEV_SECRET_FILE = "jwt-secret"
+DEV_SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name, not a secret
 
 
 @dataclass(frozen=True, slots=True)

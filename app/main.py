@@ -42,7 +42,9 @@ async def create_schema(engine: AsyncEngine) -> None:
         await conn.run_sync(SQLModel.metadata.create_all)
 
 
-def create_app(settings: Settings | None = None, *, flow: OnboardingFlow = DEFAULT_FLOW) -> Starlette:
+def create_app(
+    settings: Settings | None = None, *, flow: OnboardingFlow = DEFAULT_FLOW
+) -> Starlette:
     settings = settings or Settings()
     configure_logging(fmt=settings.resolved_log_format, level=settings.log_level)
     engine = create_engine(settings)

@@ -52,7 +52,9 @@ class KpiEvent(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=36)
     completion_id: int = Field(
         sa_column=Column(
-            Integer, ForeignKey("step_completions.id", ondelete="CASCADE"), nullable=False,
+            Integer,
+            ForeignKey("step_completions.id", ondelete="CASCADE"),
+            nullable=False,
             unique=True,
         )
     )
@@ -71,7 +73,9 @@ class AnalyticsFailure(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     completion_id: int = Field(
         sa_column=Column(
-            Integer, ForeignKey("step_completions.id", ondelete="CASCADE"), nullable=False,
+            Integer,
+            ForeignKey("step_completions.id", ondelete="CASCADE"),
+            nullable=False,
             unique=True,
         )
     )

@@ -33,7 +33,7 @@ class Context:
     _principal: Principal | AuthenticationFailed | None = field(default=None)
 
     def authenticate(self) -> Principal:
-        """The signed-in user, or ``AuthenticationFailed``; the token is checked once per request."""
+        """The signed-in user, or ``AuthenticationFailed``; checked once per request."""
         if self._principal is None:
             try:
                 self._principal = self.services.tokens.authenticate(

@@ -39,7 +39,7 @@ async def my_onboarding_progress(info: Info) -> OnboardingProgress:
 
 async def complete_onboarding_step(
     info: Info,
-    input: Annotated[  # noqa: A002 - the contract names the argument "input"
+    input: Annotated[
         CompleteOnboardingStepInput,
         strawberry.argument(description="The step to complete and how to identify the attempt."),
     ],
@@ -52,9 +52,7 @@ async def complete_onboarding_step(
             metadata=input.metadata,
         )
         principal = info.context.authenticate()
-        outcome = await info.context.services.processor.complete_step(
-            principal.user_id, command
-        )
+        outcome = await info.context.services.processor.complete_step(principal.user_id, command)
     except UserFacingError as exc:
         return to_graphql_error(exc)  # type: ignore[return-value]
     return CompleteOnboardingStepSuccess.from_domain(outcome)

@@ -2,7 +2,7 @@
 
 Each ``UserFacingError`` subclass has exactly one GraphQL type here, built by
 ``from_domain``; ``to_graphql_error`` is the single mapping used by resolvers.
-The enums are the domain enums themselves, registered with Strawberry.
+The enums are the domain enums themselves, registered with Strawberry in place.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from typing import Any
 import strawberry
 
 from app import errors as domain
+from app.errors import ErrorCode, IdempotencyConflictReason, StepNotEligibleReason
 from schema._enums import graphql_enum
 
-ErrorCode = graphql_enum(
-    domain.ErrorCode,
+graphql_enum(
+    ErrorCode,
     description="Machine-readable code carried by every user error.",
     values={
         "VALIDATION_FAILED": "The input broke a rule; see ValidationError.fieldErrors.",
@@ -26,8 +27,8 @@ ErrorCode = graphql_enum(
         "PERSISTENCE_FAILED": "The database could not save the submission.",
     },
 )
-StepNotEligibleReason = graphql_enum(
-    domain.StepNotEligibleReason,
+graphql_enum(
+    StepNotEligibleReason,
     description="Why a step cannot be completed now.",
     values={
         "UNKNOWN_STEP": "The step number is not part of the onboarding flow.",
@@ -35,8 +36,8 @@ StepNotEligibleReason = graphql_enum(
         "ALREADY_COMPLETED": "The user has already completed this step.",
     },
 )
-IdempotencyConflictReason = graphql_enum(
-    domain.IdempotencyConflictReason,
+graphql_enum(
+    IdempotencyConflictReason,
     description="Why an idempotency key could not be honoured.",
     values={
         "KEY_REUSED_WITH_DIFFERENT_INPUT": (
@@ -72,7 +73,9 @@ class ValidationError(UserError):
         return cls(
             message=err.message,
             code=err.code,
-            field_errors=[FieldError(path=list(e.path), message=e.message) for e in err.field_errors],
+            field_errors=[
+                FieldError(path=list(e.path), message=e.message) for e in err.field_errors
+            ],
         )
 
 
@@ -107,9 +110,7 @@ class IdempotencyConflictError(UserError):
         return cls(message=err.message, code=err.code, reason=err.reason, retryable=err.retryable)
 
 
-@strawberry.type(
-    description="The database could not save the completion; nothing was recorded."
-)
+@strawberry.type(description="The database could not save the completion; nothing was recorded.")
 class PersistenceError(UserError):
     retryable: bool = strawberry.field(
         description="True when retrying with the same idempotency key is expected to work."

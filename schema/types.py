@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, cast
 
 import strawberry
 from strawberry.scalars import JSON
 
 from app.kpi import OnboardingFlow as FlowConfig
-from app.processors.onboarding import AnalyticsStatus as DomainAnalyticsStatus
-from app.processors.onboarding import CompletionOutcome
+from app.processors.onboarding import AnalyticsStatus, CompletionOutcome
 from app.services.analytics import KpiEventRecord
 from app.services.onboarding import Progress
 from schema._enums import graphql_enum
@@ -22,8 +21,8 @@ from schema.errors import (
     ValidationError,
 )
 
-AnalyticsStatus = graphql_enum(
-    DomainAnalyticsStatus,
+graphql_enum(
+    AnalyticsStatus,
     description="What happened to the KPI analytics event of a completion.",
     values={
         "RECORDED": "The KPI event was persisted.",
@@ -53,8 +52,10 @@ class OnboardingFlow:
     @classmethod
     def from_config(cls, flow: FlowConfig) -> OnboardingFlow:
         return cls(
-            steps=[OnboardingStep(step=s.step, key=s.key, title=s.title, kpi_id=s.kpi_id)
-                   for s in flow.steps]
+            steps=[
+                OnboardingStep(step=s.step, key=s.key, title=s.title, kpi_id=s.kpi_id)
+                for s in flow.steps
+            ]
         )
 
 
@@ -80,9 +81,7 @@ class OnboardingProgress:
 @strawberry.type(description="A recorded onboarding step completion.")
 class StepCompletion:
     step: int = strawberry.field(description="The completed step.")
-    completed_at: datetime = strawberry.field(
-        description="Server time of the completion, in UTC."
-    )
+    completed_at: datetime = strawberry.field(description="Server time of the completion, in UTC.")
 
 
 @strawberry.type(description="An analytics event recorded for a KPI.")
@@ -106,7 +105,7 @@ class KpiEvent:
             user_id=event.user_id,
             step=event.step,
             source=event.source,
-            metadata=event.metadata,
+            metadata=cast(JSON, event.metadata),
         )
 
 

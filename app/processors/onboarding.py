@@ -119,8 +119,7 @@ class OnboardingProcessor:
             raise
         except (SQLAlchemyError, OSError) as exc:
             self._metrics.completions.labels(outcome=PersistenceFailure.code.value).inc()
-            log.error("completion.persist_failed", user_id=user_id, step=command.step,
-                      exc_info=exc)
+            log.error("completion.persist_failed", user_id=user_id, step=command.step, exc_info=exc)
             raise PersistenceFailure(retryable=_is_retryable(exc)) from exc
         self._after_commit(user_id, outcome, analytics)
         return outcome
@@ -134,16 +133,22 @@ class OnboardingProcessor:
             dao = uow.onboarding
             completed = await dao.lock_progress(user_id, now=now)
             claimed = await dao.claim_key(
-                user_id=user_id, operation=OPERATION, key=command.idempotency_key,
-                fingerprint=fingerprint, now=now,
+                user_id=user_id,
+                operation=OPERATION,
+                key=command.idempotency_key,
+                fingerprint=fingerprint,
+                now=now,
             )
             if not claimed:
                 return await self._replay(dao, user_id, command, fingerprint), None
 
             check_eligibility(self._flow, command.step, completed)
             completion = await dao.insert_completion(
-                user_id=user_id, step=command.step, source=command.source,
-                metadata=command.metadata, idempotency_key=command.idempotency_key,
+                user_id=user_id,
+                step=command.step,
+                source=command.source,
+                metadata=command.metadata,
+                idempotency_key=command.idempotency_key,
                 completed_at=now,
             )
             if completion is None:  # lost a race the progress lock did not see
@@ -160,7 +165,9 @@ class OnboardingProcessor:
                 event=analytics.event,
             )
             await dao.store_response(
-                user_id=user_id, operation=OPERATION, key=command.idempotency_key,
+                user_id=user_id,
+                operation=OPERATION,
+                key=command.idempotency_key,
                 response=outcome.to_json(),
             )
             await uow.commit()
@@ -186,8 +193,12 @@ class OnboardingProcessor:
         if step.kpi_id is None:
             return _AnalyticsResult(AnalyticsStatus.NOT_APPLICABLE)
         payload = event_payload(
-            completion_id=completion.id, kpi_id=step.kpi_id, user_id=completion.user_id,
-            step=completion.step, source=completion.source, metadata=completion.metadata,
+            completion_id=completion.id,
+            kpi_id=step.kpi_id,
+            user_id=completion.user_id,
+            step=completion.step,
+            source=completion.source,
+            metadata=completion.metadata,
             occurred_at=completion.completed_at,
         )
         failure: AnalyticsEventError
@@ -206,15 +217,22 @@ class OnboardingProcessor:
                 return _AnalyticsResult(AnalyticsStatus.RECORDED, event=event)
 
         failure_id = await uow.onboarding.insert_analytics_failure(
-            completion_id=completion.id, stage=failure.stage.value,
+            completion_id=completion.id,
+            stage=failure.stage.value,
             error_type=type(failure.__cause__ or failure).__name__,
-            error_message=failure.message, payload=payload, now=now,
+            error_message=failure.message,
+            payload=payload,
+            now=now,
         )
         return _AnalyticsResult(
             AnalyticsStatus.FAILED,
             failure=failure,
-            log_context={"failure_id": failure_id, "completion_id": completion.id,
-                         "kpi_id": step.kpi_id, "payload": payload},
+            log_context={
+                "failure_id": failure_id,
+                "completion_id": completion.id,
+                "kpi_id": step.kpi_id,
+                "payload": payload,
+            },
         )
 
     def _after_commit(
@@ -226,8 +244,12 @@ class OnboardingProcessor:
             log.info("completion.replayed", user_id=user_id, step=outcome.step)
             return
         self._metrics.completions.labels(outcome="success").inc()
-        log.info("completion.recorded", user_id=user_id, step=outcome.step,
-                 analytics=outcome.analytics_status.value)
+        log.info(
+            "completion.recorded",
+            user_id=user_id,
+            step=outcome.step,
+            analytics=outcome.analytics_status.value,
+        )
         if outcome.event is not None:
             self._metrics.kpi_events.labels(kpi_id=outcome.event.kpi_id).inc()
         if analytics is not None and analytics.failure is not None:

@@ -22,7 +22,10 @@ async def test_step_1_records_completion_and_kpi_event(api: Api, engine: AsyncEn
     assert result["replayed"] is False
     assert result["completion"]["step"] == 1
     assert result["progress"] == {
-        "completedSteps": [1], "nextStep": 2, "totalSteps": 4, "isComplete": False,
+        "completedSteps": [1],
+        "nextStep": 2,
+        "totalSteps": 4,
+        "isComplete": False,
     }
     event = result["analytics"]["event"]
     assert result["analytics"]["status"] == "RECORDED"
@@ -43,7 +46,10 @@ async def test_step_1_records_completion_and_kpi_event(api: Api, engine: AsyncEn
     assert stored["id"] == event["id"]
     assert stored["completion_id"] == completion["id"]
     assert (stored["kpi_id"], stored["user_id"], stored["step"], stored["source"]) == (
-        "onboarding.step_1_completed", "alice", 1, "web",
+        "onboarding.step_1_completed",
+        "alice",
+        1,
+        "web",
     )
     assert await count(engine, "analytics_failures") == 0
 
@@ -73,7 +79,10 @@ async def test_completing_every_step_finishes_onboarding(api: Api) -> None:
     result = await api.complete(4)
 
     assert result["progress"] == {
-        "completedSteps": [1, 2, 3, 4], "nextStep": None, "totalSteps": 4, "isComplete": True,
+        "completedSteps": [1, 2, 3, 4],
+        "nextStep": None,
+        "totalSteps": 4,
+        "isComplete": True,
     }
     assert result["analytics"]["event"]["kpiId"] == "onboarding.completed"
 
