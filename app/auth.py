@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,16 +38,30 @@ def resolve_secret(settings: Settings) -> str:
     if settings.env == "production":  # Settings already refuses this; belt and braces
         raise RuntimeError("ONBOARDING_KPI_JWT_SECRET is required in production")
     path = settings.data_dir / DEV_SECRET_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_private(path, secrets.token_urlsafe(48))
-    return path.read_text().strip()
+        _publish_private(path, secrets.token_urlsafe(48))
+    secret = path.read_text().strip()
+    if not secret:
+        raise RuntimeError(f"{path} is empty: delete it to generate a new development secret")
+    return secret
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+def _publish_private(path: Path, text: str) -> None:
+    """Create ``path`` whole or not at all, even when several workers start at once.
+
+    The secret is written to a private temporary file and hard-linked into place: the
+    link either appears complete or fails because another process won, whose file is
+    then used.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
 
 
 class TokenCodec:

@@ -1,8 +1,9 @@
-"""The ``onboarding-kpi`` command line: serve, token, export-schema."""
+"""The ``onboarding-kpi`` command line: serve, migrate, token, export-schema."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
@@ -11,10 +12,32 @@ from pathlib import Path
 from app.config import Settings
 
 
+async def _prepare_database(settings: Settings, *, migrate: bool) -> None:
+    from app.db import create_engine
+    from app.migrate import ensure_at_head, upgrade
+
+    engine = create_engine(settings)
+    try:
+        if migrate:
+            await upgrade(engine)
+        await ensure_at_head(engine)
+    finally:
+        await engine.dispose()
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    Settings()  # fail fast, before uvicorn starts, on bad configuration
+    from app.migrate import DatabaseBehindHead
+
+    settings = Settings()  # fail fast, before uvicorn starts, on bad configuration
+    # The zero-configuration SQLite file is migrated automatically so `make serve` just works.
+    migrate = args.migrate or settings.database_url is None
+    try:
+        asyncio.run(_prepare_database(settings, migrate=migrate))
+    except DatabaseBehindHead as exc:
+        print(f"onboarding-kpi: {exc}", file=sys.stderr)
+        return 1
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -24,6 +47,13 @@ def _serve(args: argparse.Namespace) -> int:
         log_level="warning",
         access_log=False,
     )
+    return 0
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    settings = Settings()
+    asyncio.run(_prepare_database(settings, migrate=True))
+    print("onboarding-kpi: database schema is at head")
     return 0
 
 
@@ -59,7 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--migrate", action="store_true", help="upgrade the database schema before serving"
+    )
     serve.set_defaults(func=_serve)
+
+    migrate = sub.add_parser("migrate", help="upgrade the database schema to head")
+    migrate.set_defaults(func=_migrate)
 
     token = sub.add_parser("token", help="mint a signed bearer token for development")
     token.add_argument("--user", required=True, help="user id (the token's sub)")

@@ -12,11 +12,15 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SECRET_LENGTH = 32
+MIN_DISTINCT_CHARACTERS = 10
 _PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "changethis", "development"}
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ONBOARDING_KPI_", extra="ignore")
+    # hide_input_in_errors: a rejected secret must never be echoed to a terminal or log.
+    model_config = SettingsConfigDict(
+        env_prefix="ONBOARDING_KPI_", extra="ignore", hide_input_in_errors=True
+    )
 
     env: Literal["development", "production"] = "development"
     data_dir: Path = Field(
@@ -46,7 +50,12 @@ class Settings(BaseSettings):
         if self.env != "production":
             return self
         secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
-        if len(secret) < MIN_SECRET_LENGTH or secret.lower() in _PLACEHOLDER_SECRETS:
+        weak = (
+            len(secret) < MIN_SECRET_LENGTH
+            or len(set(secret)) < MIN_DISTINCT_CHARACTERS
+            or any(word in secret.lower() for word in _PLACEHOLDER_SECRETS)
+        )
+        if weak:
             raise ValueError(
                 "ONBOARDING_KPI_JWT_SECRET must be set to a random string of at least "
                 f"{MIN_SECRET_LENGTH} characters when ONBOARDING_KPI_ENV=production"

@@ -12,15 +12,12 @@ from contextlib import asynccontextmanager
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import SQLModel
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from app.auth import TokenCodec, resolve_secret
 from app.config import Settings
 from app.db import create_engine
@@ -29,17 +26,13 @@ from app.http import RequestIdMiddleware
 from app.kpi import DEFAULT_FLOW, OnboardingFlow
 from app.logging import configure_logging, get_logger
 from app.metrics import Metrics
+from app.migrate import ensure_at_head
 from app.processors.onboarding import OnboardingProcessor
 from app.queries.onboarding import OnboardingQueries
 from resolvers.context import Services
 
 log = get_logger(__name__)
 READINESS_TIMEOUT_SECONDS = 2.0
-
-
-async def create_schema(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(SQLModel.metadata.create_all)
 
 
 def create_app(
@@ -74,7 +67,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        await create_schema(engine)
+        await ensure_at_head(engine)  # never serve a schema older than the code
         log.info("server.started", database=engine.url.render_as_string(hide_password=True))
         try:
             yield

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Index, Integer, Text, UniqueConstraint, Uuid
 from sqlmodel import Field, SQLModel
 
 from models.types import JsonType, UTCDateTime
@@ -49,7 +49,7 @@ class KpiEvent(SQLModel, table=True):
         Index("ix_kpi_events_user_id", "user_id"),
     )
 
-    id: str = Field(primary_key=True, max_length=36)
+    id: str = Field(sa_column=Column(Uuid(as_uuid=False), primary_key=True))
     completion_id: int = Field(
         sa_column=Column(
             Integer,
@@ -86,7 +86,7 @@ class AnalyticsFailure(SQLModel, table=True):
     attempts: int = 1
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     resolved_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
-    resolved_event_id: str | None = Field(default=None, sa_column=Column(String(36)))
+    resolved_event_id: str | None = Field(default=None, sa_column=Column(Uuid(as_uuid=False)))
 
 
 class IdempotencyKey(SQLModel, table=True):

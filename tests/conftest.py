@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -18,6 +19,12 @@ from app.auth import TokenCodec
 from app.config import Settings
 from app.kpi import DEFAULT_FLOW, OnboardingFlow
 from app.main import create_app
+from tests.databases import (
+    POSTGRES_URL_ENV,
+    PostgresDatabases,
+    SqliteDatabases,
+    postgres_admin_url,
+)
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 
@@ -45,12 +52,52 @@ def new_key() -> str:
     return str(uuid.uuid4())
 
 
+@pytest.fixture(scope="session")
+def sqlite_databases(tmp_path_factory: pytest.TempPathFactory) -> SqliteDatabases:
+    return SqliteDatabases(tmp_path_factory.mktemp("sqlite-template"))
+
+
+@pytest.fixture(scope="session")
+def postgres_databases() -> Iterator[PostgresDatabases]:
+    admin_url = postgres_admin_url()
+    if admin_url is None:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_URL_ENV}")
+    try:
+        databases = PostgresDatabases(admin_url)
+    except (OSError, asyncpg.PostgresError) as exc:  # set but unreachable: fail loudly
+        pytest.fail(f"{POSTGRES_URL_ENV} is set but PostgreSQL is unreachable: {exc!r}")
+    yield databases
+    databases.close()
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def sqlite_url(sqlite_databases: SqliteDatabases, tmp_path: Path) -> str:
+    return sqlite_databases.create(tmp_path)
+
+
+@pytest.fixture
+async def postgres_database(postgres_databases: PostgresDatabases) -> AsyncIterator[str]:
+    name = await postgres_databases.create()
+    yield name
+    await postgres_databases.drop(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Every test that uses the app runs once per engine."""
+    if request.param == "sqlite":
+        url: str = request.getfixturevalue("sqlite_url")
+        return url
+    databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+    return databases.url(request.getfixturevalue("postgres_database"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(
         env="development",
         data_dir=tmp_path,
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'test.sqlite3'}",
+        database_url=database_url,
         jwt_secret=TEST_SECRET,
         log_format="json",
     )
@@ -133,12 +180,9 @@ def api(http: httpx.AsyncClient, tokens: TokenCodec) -> Api:
     return Api(http, tokens)
 
 
-CountRows = Callable[[str], Any]
-
-
 async def count(engine: AsyncEngine, table: str, where: str = "1=1", **params: Any) -> int:
     async with engine.connect() as conn:
-        result = await conn.execute(text(f"SELECT count(*) FROM {table} WHERE {where}"), params)  # noqa: S608
+        result = await conn.execute(text(f"SELECT count(*) FROM {table} WHERE {where}"), params)
         value: int = result.scalar_one()
         return value
 

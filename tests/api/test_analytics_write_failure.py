@@ -10,18 +10,31 @@ from starlette.applications import Starlette
 from tests.api.test_analytics_failures import failures_counted
 from tests.conftest import Api, count, new_key, rows
 
-BREAK_EVENT_WRITES = """
-CREATE TRIGGER refuse_kpi_events BEFORE INSERT ON kpi_events
-BEGIN SELECT RAISE(ABORT, 'kpi_events is refusing writes'); END
-"""
+BREAK_EVENT_WRITES = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_kpi_events BEFORE INSERT ON kpi_events "
+        "BEGIN SELECT RAISE(ABORT, 'kpi_events is refusing writes'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_kpi_events() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'kpi_events is refusing writes'; END $$",
+        "CREATE TRIGGER refuse_kpi_events BEFORE INSERT ON kpi_events "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_kpi_events()",
+    ],
+}
+
+
+async def break_event_writes(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        for statement in BREAK_EVENT_WRITES[engine.dialect.name]:
+            await conn.execute(text(statement))
 
 
 async def test_event_write_failure_keeps_completion_and_records_failure(
     api: Api, engine: AsyncEngine, app: Starlette
 ) -> None:
     # given a database that refuses KPI event rows
-    async with engine.begin() as conn:
-        await conn.execute(text(BREAK_EVENT_WRITES))
+    await break_event_writes(engine)
 
     key = new_key()
     with structlog.testing.capture_logs() as logs:

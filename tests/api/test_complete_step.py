@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -43,7 +44,7 @@ async def test_step_1_records_completion_and_kpi_event(api: Api, engine: AsyncEn
     [completion] = await rows(engine, "SELECT * FROM step_completions")
     assert (completion["user_id"], completion["step"], completion["source"]) == ("alice", 1, "web")
     [stored] = await rows(engine, "SELECT * FROM kpi_events")
-    assert stored["id"] == event["id"]
+    assert uuid.UUID(str(stored["id"])) == uuid.UUID(event["id"])
     assert stored["completion_id"] == completion["id"]
     assert (stored["kpi_id"], stored["user_id"], stored["step"], stored["source"]) == (
         "onboarding.step_1_completed",

@@ -13,12 +13,10 @@ from tests.conftest import TEST_SECRET, Api, count, new_key
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, sqlite_url: str) -> Settings:
+    """SQLite only: another process holding the file's write lock is SQLite's own fault."""
     return Settings(
-        data_dir=tmp_path,
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'test.sqlite3'}",
-        jwt_secret=TEST_SECRET,
-        db_busy_timeout_ms=200,
+        data_dir=tmp_path, database_url=sqlite_url, jwt_secret=TEST_SECRET, db_busy_timeout_ms=200
     )
 
 
