@@ -29,6 +29,7 @@ from app.metrics import Metrics
 from app.migrate import ensure_at_head
 from app.processors.onboarding import OnboardingProcessor
 from app.queries.onboarding import OnboardingQueries
+from app.web import web_routes
 from resolvers.context import Services
 
 log = get_logger(__name__)
@@ -80,6 +81,7 @@ def create_app(
             Route("/livez", livez),
             Route("/readyz", readyz),
             Route("/metrics", prometheus),
+            *web_routes(tokens=services.tokens, development=settings.env == "development"),
         ],
         middleware=[Middleware(RequestIdMiddleware, metrics=metrics)],
         lifespan=lifespan,
