@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.dao.onboarding import CompletionRow, OnboardingDao
@@ -265,7 +265,9 @@ class OnboardingProcessor:
 
 
 def _is_retryable(exc: BaseException) -> bool:
-    """Connection loss, lock time-outs and pool exhaustion go away on their own."""
-    if isinstance(exc, DBAPIError):
-        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
-    return True
+    """Only a request the database refuses on its merits would fail the same way again.
+
+    Connection loss, a refused connection, lock time-outs and pool exhaustion all go
+    away on their own, and nothing was committed, so the client should retry.
+    """
+    return not isinstance(exc, IntegrityError | DataError)

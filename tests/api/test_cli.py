@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.auth import TokenCodec, resolve_secret
 from app.cli import main
 from app.config import Settings
 from app.graphql import export_sdl
+from app.migrate import current_revision, head_revision
 
 
 def test_token_command_mints_a_token_the_server_accepts(
@@ -35,3 +38,28 @@ def test_export_schema_writes_the_sdl(tmp_path: Path) -> None:
 
     assert out.read_text() == export_sdl()
     assert "completeOnboardingStep(" in out.read_text()
+
+
+def test_serve_refuses_a_database_behind_head_and_migrate_fixes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given an explicitly configured, never migrated database
+    url = f"sqlite+aiosqlite:///{tmp_path / 'explicit.sqlite3'}"
+    monkeypatch.setenv("ONBOARDING_KPI_DATABASE_URL", url)
+    monkeypatch.setenv("ONBOARDING_KPI_DATA_DIR", str(tmp_path))
+
+    # serve refuses before starting, naming the command that fixes it
+    assert main(["serve", "--port", "1"]) == 1
+    assert "onboarding-kpi migrate" in capsys.readouterr().err
+
+    # migrate brings it to head
+    assert main(["migrate"]) == 0
+
+    async def revision() -> str | None:
+        engine = create_async_engine(url)
+        try:
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(revision()) == head_revision()
