@@ -1,4 +1,4 @@
-"""The ``onboarding-kpi`` command line: serve, migrate, token, export-schema."""
+"""The ``onboarding-kpi`` command line: serve, migrate, replay-failures, token, export-schema."""
 
 from __future__ import annotations
 
@@ -57,6 +57,34 @@ def _migrate(_: argparse.Namespace) -> int:
     return 0
 
 
+def _replay_failures(args: argparse.Namespace) -> int:
+    from app.db import create_engine
+    from app.kpi import DEFAULT_FLOW
+    from app.logging import configure_logging
+    from app.metrics import Metrics
+    from app.migrate import ensure_at_head
+    from app.processors.replay import ReplayProcessor
+
+    settings = Settings()
+    configure_logging(fmt=settings.resolved_log_format, level=settings.log_level)
+
+    async def run() -> str:
+        engine = create_engine(settings)
+        try:
+            await ensure_at_head(engine)
+            processor = ReplayProcessor(engine, flow=DEFAULT_FLOW, metrics=Metrics())
+            report = await processor.replay(limit=args.limit)
+        finally:
+            await engine.dispose()
+        return (
+            f"resolved={report.resolved} still_failing={report.still_failing} "
+            f"remaining={report.remaining}"
+        )
+
+    print(asyncio.run(run()))
+    return 0
+
+
 def _token(args: argparse.Namespace) -> int:
     from app.auth import TokenCodec, resolve_secret
 
@@ -96,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = sub.add_parser("migrate", help="upgrade the database schema to head")
     migrate.set_defaults(func=_migrate)
+
+    replay = sub.add_parser(
+        "replay-failures", help="rebuild missing KPI events from their completions"
+    )
+    replay.add_argument("--limit", type=int, default=100, help="most failures to replay")
+    replay.set_defaults(func=_replay_failures)
 
     token = sub.add_parser("token", help="mint a signed bearer token for development")
     token.add_argument("--user", required=True, help="user id (the token's sub)")

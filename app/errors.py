@@ -10,6 +10,7 @@ this module; nothing else defines an error code.
     │   ├── StepNotEligible             STEP_NOT_ELIGIBLE       reason: StepNotEligibleReason
     │   ├── IdempotencyConflict         IDEMPOTENCY_CONFLICT    reason: IdempotencyConflictReason
     │   └── PersistenceFailure          PERSISTENCE_FAILED      retryable
+    ├── InvalidQuery                    BAD_USER_INPUT (a top-level GraphQL error on the read side)
     └── AnalyticsEventError             (never reaches the client: recorded as a failure row)
         ├── AnalyticsEventBuildError    stage BUILD
         └── AnalyticsEventWriteError    stage WRITE
@@ -125,6 +126,10 @@ class PersistenceFailure(UserFacingError):
             + (" Retry with the same idempotency key." if retryable else "")
         )
         self.retryable = retryable
+
+
+class InvalidQuery(OnboardingError):
+    """An analytics query argument is out of bounds (page size, range, time zone, cursor)."""
 
 
 class AnalyticsEventError(OnboardingError):

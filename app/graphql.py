@@ -11,7 +11,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.extensions import ParserCache, ValidationCache
 
-from resolvers.context import Context, Services
+from resolvers.context import Context, Loaders, Services
 from resolvers.root import Mutation, Query
 
 
@@ -38,4 +38,9 @@ class GraphQLView(GraphQL[Context, None]):
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         assert isinstance(request, Request) and isinstance(response, Response)
-        return Context(request=request, response=response, services=self._services)
+        return Context(
+            request=request,
+            response=response,
+            services=self._services,
+            loaders=Loaders(self._services),
+        )

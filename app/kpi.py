@@ -83,10 +83,18 @@ class OnboardingFlow:
         numbers = [s.step for s in self.steps]
         if numbers != list(range(1, len(numbers) + 1)):
             raise ValueError(f"flow steps must be numbered 1..n in order, got {numbers}")
+        kpis = [s.kpi_id for s in self.steps if s.kpi_id is not None]
+        if len(kpis) != len(set(kpis)):
+            # One step per KPI means one event per (user, KPI): the analytics rollups rely
+            # on it to report unique users per bucket exactly.
+            raise ValueError(f"each KPI may be counted by one step only, got {kpis}")
 
     @property
     def total_steps(self) -> int:
         return len(self.steps)
+
+    def steps_for(self, kpi_id: str) -> list[int]:
+        return [s.step for s in self.steps if s.kpi_id == kpi_id]
 
     def get(self, step: int) -> OnboardingStep | None:
         if 1 <= step <= len(self.steps):

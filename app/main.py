@@ -28,6 +28,8 @@ from app.logging import configure_logging, get_logger
 from app.metrics import Metrics
 from app.migrate import ensure_at_head
 from app.processors.onboarding import OnboardingProcessor
+from app.processors.replay import ReplayProcessor
+from app.queries.analytics import AnalyticsQueries
 from app.queries.onboarding import OnboardingQueries
 from app.web import web_routes
 from resolvers.context import Services
@@ -45,7 +47,9 @@ def create_app(
     metrics = Metrics()
     services = Services(
         processor=OnboardingProcessor(engine, flow=flow, metrics=metrics),
+        replay=ReplayProcessor(engine, flow=flow, metrics=metrics),
         queries=OnboardingQueries(engine, flow=flow),
+        analytics=AnalyticsQueries(engine, flow=flow),
         tokens=TokenCodec(settings, resolve_secret(settings)),
         flow=flow,
     )

@@ -47,6 +47,11 @@ class UnitOfWork:
         finally:
             await self._conn.close()
 
+    @property
+    def connection(self) -> AsyncConnection:
+        assert self._conn is not None
+        return self._conn
+
     async def commit(self) -> None:
         assert self._tx is not None
         await self._tx.commit()

@@ -4,6 +4,7 @@ from models.tables import (
     AnalyticsFailure,
     IdempotencyKey,
     KpiEvent,
+    KpiEventRollup,
     OnboardingProgress,
     StepCompletion,
 )
@@ -12,6 +13,7 @@ __all__ = [
     "AnalyticsFailure",
     "IdempotencyKey",
     "KpiEvent",
+    "KpiEventRollup",
     "OnboardingProgress",
     "StepCompletion",
 ]

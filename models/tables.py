@@ -4,6 +4,7 @@
 - ``onboarding_progress`` one row per user: the denormalised progress, and the row the
   processor locks so that one user's submissions are serialised on PostgreSQL.
 - ``kpi_events``          one analytics event per completion whose step counts toward a KPI.
+- ``kpi_event_rollups``   event counts per KPI per 15-minute slot, for fast series.
 - ``analytics_failures``  one row per completion whose KPI event could not be recorded;
   its payload is enough to rebuild the event later.
 - ``idempotency_keys``    the stored answer to each (user, operation, key).
@@ -22,7 +23,10 @@ from models.types import JsonType, UTCDateTime
 
 class StepCompletion(SQLModel, table=True):
     __tablename__ = "step_completions"
-    __table_args__ = (UniqueConstraint("user_id", "step", name="uq_step_completions_user_step"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "step", name="uq_step_completions_user_step"),
+        Index("ix_step_completions_step_completed_at", "step", "completed_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: str = Field(max_length=128)
@@ -47,6 +51,7 @@ class KpiEvent(SQLModel, table=True):
         Index("ix_kpi_events_occurred_at_id", "occurred_at", "id"),
         Index("ix_kpi_events_kpi_id_occurred_at", "kpi_id", "occurred_at"),
         Index("ix_kpi_events_user_id", "user_id"),
+        UniqueConstraint("kpi_id", "user_id", name="uq_kpi_events_kpi_user"),
     )
 
     id: str = Field(sa_column=Column(Uuid(as_uuid=False), primary_key=True))
@@ -65,6 +70,23 @@ class KpiEvent(SQLModel, table=True):
     event_metadata: dict[str, Any] = Field(sa_column=Column("metadata", JsonType, nullable=False))
     occurred_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     recorded_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class KpiEventRollup(SQLModel, table=True):
+    """Events per KPI per 15-minute UTC slot, kept in the event's own transaction.
+
+    15 minutes because every time zone's offset is a multiple of it, so hour, day and
+    week buckets in any zone are sums of whole slots. ``shard`` spreads concurrent
+    increments of one slot over several rows (fewer lock waits on PostgreSQL); readers
+    sum the shards.
+    """
+
+    __tablename__ = "kpi_event_rollups"
+
+    kpi_id: str = Field(primary_key=True, max_length=128)
+    slot_start: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
+    shard: int = Field(primary_key=True)
+    events: int
 
 
 class AnalyticsFailure(SQLModel, table=True):
@@ -100,4 +122,11 @@ class IdempotencyKey(SQLModel, table=True):
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
-TABLES = (StepCompletion, OnboardingProgress, KpiEvent, AnalyticsFailure, IdempotencyKey)
+TABLES = (
+    StepCompletion,
+    OnboardingProgress,
+    KpiEvent,
+    KpiEventRollup,
+    AnalyticsFailure,
+    IdempotencyKey,
+)

@@ -6,13 +6,17 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 from starlette.responses import Response
+from strawberry.dataloader import DataLoader
 from strawberry.types import Info as _Info
 
 from app.auth import Principal, TokenCodec
 from app.errors import AuthenticationFailed
 from app.kpi import OnboardingFlow
 from app.processors.onboarding import OnboardingProcessor
+from app.processors.replay import ReplayProcessor
+from app.queries.analytics import AnalyticsQueries
 from app.queries.onboarding import OnboardingQueries
+from app.services.onboarding import Progress
 
 
 @dataclass(slots=True)
@@ -20,9 +24,20 @@ class Services:
     """Long-lived collaborators, built once by the app factory."""
 
     processor: OnboardingProcessor
+    replay: ReplayProcessor
     queries: OnboardingQueries
+    analytics: AnalyticsQueries
     tokens: TokenCodec
     flow: OnboardingFlow
+
+
+class Loaders:
+    """Per-request DataLoaders: nested fields batch their lookups, never one query per row."""
+
+    def __init__(self, services: Services) -> None:
+        self.progress: DataLoader[str, Progress] = DataLoader(
+            load_fn=services.analytics.progress_of_users
+        )
 
 
 @dataclass(slots=True)
@@ -30,6 +45,7 @@ class Context:
     request: Request
     response: Response
     services: Services
+    loaders: Loaders
     _principal: Principal | AuthenticationFailed | None = field(default=None)
 
     def authenticate(self) -> Principal:

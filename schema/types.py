@@ -96,6 +96,11 @@ class KpiEvent:
     source: str = strawberry.field(description="Where the action happened: 'web', 'ios', 'api'.")
     metadata: JSON = strawberry.field(description="The step metadata sent with the completion.")
 
+    @strawberry.field(description="The user's current onboarding progress (batched lookup).")
+    async def user_progress(self, info: strawberry.Info) -> OnboardingProgress:
+        progress: Progress = await info.context.loaders.progress.load(self.user_id)
+        return OnboardingProgress.from_domain(progress)
+
     @classmethod
     def from_domain(cls, event: KpiEventRecord) -> KpiEvent:
         return cls(

@@ -10,7 +10,10 @@ import asyncio
 import os
 import shutil
 import uuid
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -20,10 +23,18 @@ from app.db import normalise_url
 from app.migrate import upgrade
 
 POSTGRES_URL_ENV = "ONBOARDING_KPI_TEST_POSTGRES_URL"
+T = TypeVar("T")
 
 
 def postgres_admin_url() -> str | None:
     return os.environ.get(POSTGRES_URL_ENV) or None
+
+
+def run_blocking(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, even if an event loop is running here
+    (session fixtures may first be requested from inside an async test)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 async def migrate(url: str) -> None:
@@ -37,7 +48,7 @@ async def migrate(url: str) -> None:
 class SqliteDatabases:
     def __init__(self, root: Path) -> None:
         self._template = root / "template.sqlite3"
-        asyncio.run(migrate(f"sqlite+aiosqlite:///{self._template}"))
+        run_blocking(migrate(f"sqlite+aiosqlite:///{self._template}"))
 
     def create(self, folder: Path) -> str:
         path = folder / "test.sqlite3"
@@ -49,7 +60,7 @@ class PostgresDatabases:
     def __init__(self, admin_url: str) -> None:
         self._admin = make_url(admin_url)
         self._template = f"okpi_template_{os.getpid()}"
-        asyncio.run(self._create_template())
+        run_blocking(self._create_template())
 
     def _dsn(self, database: str) -> str:
         return self._admin.set(drivername="postgresql", database=database).render_as_string(
@@ -95,4 +106,6 @@ class PostgresDatabases:
         await self._admin_execute(*statements)
 
     def close(self) -> None:
-        asyncio.run(self._admin_execute(f'DROP DATABASE IF EXISTS "{self._template}" WITH (FORCE)'))
+        run_blocking(
+            self._admin_execute(f'DROP DATABASE IF EXISTS "{self._template}" WITH (FORCE)')
+        )

@@ -15,8 +15,15 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.services.analytics import KpiEventRecord
-from models import AnalyticsFailure, IdempotencyKey, KpiEvent, OnboardingProgress, StepCompletion
+from app.services.analytics import KpiEventRecord, rollup_shard, rollup_slot
+from models import (
+    AnalyticsFailure,
+    IdempotencyKey,
+    KpiEvent,
+    KpiEventRollup,
+    OnboardingProgress,
+    StepCompletion,
+)
 
 
 def _table(model: Any) -> Table:
@@ -29,6 +36,7 @@ progress = _table(OnboardingProgress)
 events = _table(KpiEvent)
 failures = _table(AnalyticsFailure)
 keys = _table(IdempotencyKey)
+rollups = _table(KpiEventRollup)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +170,23 @@ class OnboardingDao:
                 recorded_at=recorded_at,
             )
         )
+
+    async def bump_rollup(self, event: KpiEventRecord) -> None:
+        """Count the event in its 15-minute slot; same transaction as the event itself."""
+        stmt = (
+            self._insert(rollups)
+            .values(
+                kpi_id=event.kpi_id,
+                slot_start=rollup_slot(event.occurred_at),
+                shard=rollup_shard(event.id),
+                events=1,
+            )
+            .on_conflict_do_update(
+                index_elements=[rollups.c.kpi_id, rollups.c.slot_start, rollups.c.shard],
+                set_={"events": rollups.c.events + 1},
+            )
+        )
+        await self._conn.execute(stmt)
 
     async def insert_analytics_failure(
         self,

@@ -6,7 +6,8 @@ One transaction per submission:
    a known key answers with the stored result instead;
 2. check eligibility, insert the completion, update progress: any failure here
    rolls everything back, so no completion and no event;
-3. inside a SAVEPOINT, build and insert the KPI event; if that fails, roll back to
+3. inside a SAVEPOINT, build and insert the KPI event (and count it in its rollup
+   slot); if that fails, roll back to
    the savepoint and write an analytics-failure record instead, so the completion
    still commits and the event can be replayed later;
 4. store the answer on the key and commit.
@@ -210,6 +211,7 @@ class OnboardingProcessor:
             try:
                 async with uow.savepoint():
                     await uow.onboarding.insert_kpi_event(event, recorded_at=now)
+                    await uow.onboarding.bump_rollup(event)
             except DBAPIError as exc:
                 failure = AnalyticsEventWriteError(f"{type(exc.orig).__name__}: {exc.orig}")
                 failure.__cause__ = exc

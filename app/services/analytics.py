@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.errors import AnalyticsEventBuildError
@@ -48,6 +48,20 @@ class KpiEventRecord:
             metadata=data["metadata"],
             occurred_at=datetime.fromisoformat(data["occurred_at"]),
         )
+
+
+ROLLUP_SLOT = timedelta(minutes=15)
+ROLLUP_SHARDS = 8
+
+
+def rollup_slot(moment: datetime) -> datetime:
+    """The 15-minute UTC slot holding ``moment`` (slots are aligned to the epoch)."""
+    moment = moment.astimezone(UTC)
+    return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
+
+
+def rollup_shard(event_id: str) -> int:
+    return int(event_id.replace("-", "")[:8], 16) % ROLLUP_SHARDS
 
 
 def event_payload(

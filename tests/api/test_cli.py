@@ -6,13 +6,20 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.auth import TokenCodec, resolve_secret
 from app.cli import main
 from app.config import Settings
 from app.graphql import export_sdl
+from app.kpi import DEFAULT_FLOW
+from app.metrics import Metrics
 from app.migrate import current_revision, head_revision
+from app.processors.onboarding import OnboardingProcessor
+from app.services.onboarding import CompleteStepCommand
+from tests.api.test_analytics_write_failure import break_event_writes
+from tests.conftest import new_key
 
 
 def test_token_command_mints_a_token_the_server_accepts(
@@ -63,3 +70,31 @@ def test_serve_refuses_a_database_behind_head_and_migrate_fixes_it(
             await engine.dispose()
 
     assert asyncio.run(revision()) == head_revision()
+
+
+def test_replay_failures_command_resolves_recorded_failures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'replay.sqlite3'}"
+    monkeypatch.setenv("ONBOARDING_KPI_DATABASE_URL", url)
+    monkeypatch.setenv("ONBOARDING_KPI_DATA_DIR", str(tmp_path))
+    assert main(["migrate"]) == 0
+
+    async def record_a_failed_event() -> None:
+        engine = create_async_engine(url)
+        try:
+            await break_event_writes(engine)
+            processor = OnboardingProcessor(engine, flow=DEFAULT_FLOW, metrics=Metrics())
+            await processor.complete_step("cli-user", CompleteStepCommand(1, new_key(), "web", {}))
+            async with engine.begin() as conn:
+                await conn.execute(text("DROP TRIGGER refuse_kpi_events"))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(record_a_failed_event())
+    capsys.readouterr()
+
+    assert main(["replay-failures", "--limit", "10"]) == 0
+    assert capsys.readouterr().out.strip() == "resolved=1 still_failing=0 remaining=0"
+    assert main(["replay-failures"]) == 0
+    assert capsys.readouterr().out.strip() == "resolved=0 still_failing=0 remaining=0"

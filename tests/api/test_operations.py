@@ -36,11 +36,14 @@ async def test_readyz_is_503_when_the_database_is_unreachable(tmp_path: Path) ->
         jwt_secret=TEST_SECRET,
     )
     app = create_app(settings)
-    async for client in _client_for(app):
-        response = await client.get("/readyz")
-        assert response.status_code == 503
-        assert response.json() == {"status": "unavailable", "database": "unreachable"}
-        assert (await client.get("/livez")).status_code == 200
+    try:
+        async for client in _client_for(app):
+            response = await client.get("/readyz")
+            assert response.status_code == 503
+            assert response.json() == {"status": "unavailable", "database": "unreachable"}
+            assert (await client.get("/livez")).status_code == 200
+    finally:
+        await app.state.engine.dispose()
 
 
 async def test_metrics_count_outcomes(api: Api, http: httpx.AsyncClient) -> None:

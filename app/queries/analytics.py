@@ -1,0 +1,190 @@
+"""Read side of analytics: event pages, series, funnel, failures (no transaction bookkeeping)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.dao.analytics import AnalyticsDao, EventFilter, FailureRow
+from app.errors import InvalidQuery
+from app.kpi import KPI_DEFINITIONS, KpiId, OnboardingFlow
+from app.services.analytics import ROLLUP_SLOT, KpiEventRecord, rollup_slot
+from app.services.funnel import MAX_CONVERSION_WINDOW_DAYS, FunnelStep, funnel
+from app.services.onboarding import Progress, progress_of
+from app.services.series import Bucket, TimeInterval, buckets
+
+MAX_PAGE_SIZE = 500
+DEFAULT_PAGE_SIZE = 50
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[tuple[str, T]]  # (cursor, item)
+    has_next_page: bool
+
+    @property
+    def end_cursor(self) -> str | None:
+        return self.items[-1][0] if self.items else None
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesBucket:
+    bucket: Bucket
+    events: int
+
+    @property
+    def unique_users(self) -> int:
+        # One event per (user, KPI) by construction (unique constraint), so they are equal.
+        return self.events
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    kpi_id: str
+    interval: TimeInterval
+    zone: ZoneInfo
+    buckets: list[SeriesBucket]
+
+    @property
+    def total_events(self) -> int:
+        return sum(b.events for b in self.buckets)
+
+
+def encode_cursor(*parts: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> list[object]:
+    try:
+        parts = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidQuery("after is not a cursor returned by this query") from None
+    if not isinstance(parts, list):
+        raise InvalidQuery("after is not a cursor returned by this query")
+    return parts
+
+
+def check_page_size(first: int | None) -> int:
+    size = DEFAULT_PAGE_SIZE if first is None else first
+    if not 0 <= size <= MAX_PAGE_SIZE:
+        raise InvalidQuery(f"first must be between 0 and {MAX_PAGE_SIZE}, got {size}")
+    return size
+
+
+def _aligned(moment: datetime) -> bool:
+    return rollup_slot(moment) == moment
+
+
+class AnalyticsQueries:
+    def __init__(self, engine: AsyncEngine, *, flow: OnboardingFlow) -> None:
+        self._engine = engine
+        self._flow = flow
+
+    async def events(
+        self, where: EventFilter, *, first: int | None, after: str | None
+    ) -> Page[KpiEventRecord]:
+        size = check_page_size(first)
+        before = None
+        if after is not None:
+            parts = decode_cursor(after)
+            try:
+                before = (datetime.fromisoformat(str(parts[0])), str(parts[1]))
+            except (IndexError, ValueError):
+                raise InvalidQuery("after is not a cursor returned by this query") from None
+        async with self._engine.connect() as conn:
+            rows = await AnalyticsDao(conn).events_page(where, limit=size + 1, before=before)
+        items = [(encode_cursor(e.occurred_at.isoformat(), e.id), e) for e in rows[:size]]
+        return Page(items, has_next_page=len(rows) > size)
+
+    async def count_events(self, where: EventFilter) -> int:
+        async with self._engine.connect() as conn:
+            return await AnalyticsDao(conn).count_events(where)
+
+    async def series(
+        self,
+        kpi_id: str,
+        *,
+        start: datetime,
+        end: datetime,
+        interval: TimeInterval,
+        zone: ZoneInfo,
+    ) -> Series:
+        if kpi_id not in {k.value for k in KpiId}:
+            raise InvalidQuery(f"'{kpi_id}' is not a canonical KPI id; see kpiDefinitions")
+        plan = buckets(start, end, interval, zone)
+        start, end = plan[0].clipped_start, plan[-1].clipped_end
+        # Whole 15-minute slots come from the rollup; a slot that a bucket edge (or the
+        # range's own edge) cuts through is counted from the raw events instead.
+        edges = {start, end, *(b.clipped_start for b in plan)}
+        cut_slots = sorted({rollup_slot(e) for e in edges if not _aligned(e)})
+        raw_ranges = [(max(s, start), min(s + ROLLUP_SLOT, end)) for s in cut_slots]
+        first_slot = rollup_slot(start) if _aligned(start) else rollup_slot(start) + ROLLUP_SLOT
+        async with self._engine.connect() as conn:
+            dao = AnalyticsDao(conn)
+            slots = await dao.rollup_slots(kpi_id, first_slot, end)
+            raw_times = await dao.event_times(kpi_id, raw_ranges)
+
+        starts = [b.clipped_start for b in plan]
+        counts = [0] * len(plan)
+        cut = set(cut_slots)
+        for slot_start, events in slots:
+            if slot_start in cut or slot_start + ROLLUP_SLOT > end:
+                continue
+            counts[bisect.bisect_right(starts, slot_start) - 1] += events
+        for moment in raw_times:
+            counts[bisect.bisect_right(starts, moment.astimezone(UTC)) - 1] += 1
+        return Series(
+            kpi_id=kpi_id,
+            interval=interval,
+            zone=zone,
+            buckets=[SeriesBucket(b, c) for b, c in zip(plan, counts, strict=True)],
+        )
+
+    async def funnel(self, *, start: datetime, end: datetime, window_days: int) -> list[FunnelStep]:
+        if end <= start:
+            raise InvalidQuery("to must be later than from")
+        if not 1 <= window_days <= MAX_CONVERSION_WINDOW_DAYS:
+            raise InvalidQuery(
+                f"conversionWindowDays must be between 1 and {MAX_CONVERSION_WINDOW_DAYS}"
+            )
+        async with self._engine.connect() as conn:
+            rows = await AnalyticsDao(conn).cohort_completions(start, end)
+        return funnel(self._flow, rows, window=timedelta(days=window_days))
+
+    async def failures(
+        self, *, unresolved_only: bool, first: int | None, after: str | None
+    ) -> Page[FailureRow]:
+        size = check_page_size(first)
+        before_id = None
+        if after is not None:
+            parts = decode_cursor(after)
+            if len(parts) != 1 or not isinstance(parts[0], int):
+                raise InvalidQuery("after is not a cursor returned by this query")
+            before_id = parts[0]
+        async with self._engine.connect() as conn:
+            rows = await AnalyticsDao(conn).failures_page(
+                unresolved_only=unresolved_only, limit=size + 1, before_id=before_id
+            )
+        return Page([(encode_cursor(f.id), f) for f in rows[:size]], len(rows) > size)
+
+    async def count_failures(self, *, unresolved_only: bool) -> int:
+        async with self._engine.connect() as conn:
+            return await AnalyticsDao(conn).count_failures(unresolved_only=unresolved_only)
+
+    async def progress_of_users(self, user_ids: Sequence[str]) -> list[Progress]:
+        async with self._engine.connect() as conn:
+            found = await AnalyticsDao(conn).progress_of_users(user_ids)
+        return [progress_of(self._flow, found.get(u, [])) for u in user_ids]
+
+    def kpi_definitions(self) -> list[tuple[object, list[int]]]:
+        return [(d, self._flow.steps_for(d.id)) for d in KPI_DEFINITIONS.values()]

@@ -1,0 +1,40 @@
+"""Fixtures for the API tests: recording completions at chosen times, analyst requests."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.kpi import OnboardingFlow
+from app.metrics import Metrics
+from app.processors.onboarding import OnboardingProcessor
+from app.services.onboarding import CompleteStepCommand
+from tests.conftest import Api, new_key
+
+Record = Callable[..., Awaitable[None]]
+
+
+@pytest.fixture
+def record(engine: AsyncEngine, flow: OnboardingFlow) -> Record:
+    """Complete a step through the real processor, at a chosen server time."""
+
+    async def complete(user: str, step: int, at: datetime, source: str = "web") -> None:
+        processor = OnboardingProcessor(engine, flow=flow, metrics=Metrics(), clock=lambda: at)
+        await processor.complete_step(user, CompleteStepCommand(step, new_key(), source, {}))
+
+    return complete
+
+
+def analyst(api: Api) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api.tokens.mint('ana', roles=['analyst'])}"}
+
+
+async def query(api: Api, document: str, variables: dict[str, Any]) -> dict[str, Any]:
+    body = await api.execute(document, variables, headers=analyst(api))
+    assert "errors" not in body, body
+    data: dict[str, Any] = body["data"]
+    return data

@@ -1,0 +1,88 @@
+"""The rollup-backed series equals a brute-force count over the raw events, on random data."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.dao.onboarding import events
+from tests.api.conftest import Record, query
+from tests.api.test_analytics_queries import SERIES
+from tests.conftest import Api
+
+ZONES = [
+    "UTC",
+    "America/New_York",
+    "Europe/Berlin",
+    "Asia/Kolkata",
+    "Asia/Kathmandu",
+    "Australia/Adelaide",
+]
+START = datetime(2026, 3, 5, tzinfo=UTC)  # the window spans US and EU DST changes
+
+
+async def test_series_matches_brute_force_on_random_data(
+    api: Api, record: Record, engine: AsyncEngine
+) -> None:
+    rng = random.Random(2026)
+    kpi_steps = {"onboarding.step_1_completed": 1, "onboarding.teammate_invited": 3}
+    for i in range(120):  # users spread over 40 days, some reaching step 3
+        at = START + timedelta(seconds=rng.randrange(40 * 86400))
+        await record(f"r{i}", 1, at)
+        if rng.random() < 0.4:
+            await record(f"r{i}", 2, at + timedelta(minutes=1))
+            await record(f"r{i}", 3, at + timedelta(seconds=rng.randrange(60, 5 * 86400)))
+
+    for _ in range(12):
+        kpi = rng.choice(list(kpi_steps))
+        interval = rng.choice(["HOUR", "DAY", "WEEK"])
+        span = {"HOUR": 3 * 86400, "DAY": 45 * 86400, "WEEK": 60 * 86400}[interval]
+        start = START + timedelta(seconds=rng.randrange(-86400, 20 * 86400))
+        end = start + timedelta(seconds=rng.randrange(3600, span))
+        zone = rng.choice(ZONES)
+
+        series = (
+            await query(
+                api,
+                SERIES,
+                {
+                    "kpi": kpi,
+                    "from": start.isoformat(),
+                    "to": end.isoformat(),
+                    "interval": interval,
+                    "tz": zone,
+                },
+            )
+        )["kpiEventSeries"]
+
+        buckets = series["buckets"]
+        for bucket, following in itertools.pairwise(buckets):
+            assert bucket["end"] == following["start"]  # contiguous
+            local = datetime.fromisoformat(following["start"]).astimezone(ZoneInfo(zone))
+            assert (local.minute, local.second) == (0, 0)  # aligned in the zone
+            if interval != "HOUR":
+                assert local.hour == 0
+            if interval == "WEEK":
+                assert local.weekday() == 0  # Monday
+        assert datetime.fromisoformat(buckets[0]["start"]) <= start
+        assert datetime.fromisoformat(buckets[-1]["end"]) >= end
+        for bucket in buckets:
+            low = max(datetime.fromisoformat(bucket["start"]), start)
+            high = min(datetime.fromisoformat(bucket["end"]), end)
+            expected = await _raw_count(engine, kpi, low, high)
+            assert bucket["events"] == expected, (kpi, interval, zone, bucket)
+        assert series["totalEvents"] == sum(b["events"] for b in buckets)
+
+
+async def _raw_count(engine: AsyncEngine, kpi: str, low: datetime, high: datetime) -> int:
+    stmt = select(func.count()).where(
+        events.c.kpi_id == kpi, events.c.occurred_at >= low, events.c.occurred_at < high
+    )
+    async with engine.connect() as conn:
+        total: int = (await conn.execute(stmt)).scalar_one()
+        return total
