@@ -5,18 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.types import ExecutionContext, ExecutionResult
 
+from app.graphql_errors import classify
 from resolvers.context import Context, Loaders, Services
 from resolvers.root import Mutation, Query
 
 
+class Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Silence Strawberry's own logging: ``classify`` logs each unexpected error once."""
+
+
 def build_schema() -> strawberry.Schema:
-    return strawberry.Schema(
+    return Schema(
         query=Query,
         mutation=Mutation,
         extensions=[lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256)],
@@ -33,6 +44,13 @@ class GraphQLView(GraphQL[Context, None]):
     def __init__(self, schema: strawberry.Schema, *, services: Services, **kwargs: Any) -> None:
         super().__init__(schema, **kwargs)
         self._services = services
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        if result.errors:
+            result.errors = [classify(error) for error in result.errors]
+        return process_result(result)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
