@@ -38,7 +38,7 @@ def kpi_definitions(info: Info) -> list[KpiDefinition]:
 
 async def kpi_events(
     info: Info,
-    filter: Annotated[  # noqa: A002 - the public argument name
+    filter: Annotated[
         KpiEventFilter | None, strawberry.argument(description="Which events to return.")
     ] = None,
     first: Annotated[

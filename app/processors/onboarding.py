@@ -128,11 +128,13 @@ class OnboardingProcessor:
     async def _complete_in_transaction(
         self, user_id: str, command: CompleteStepCommand
     ) -> tuple[CompletionOutcome, _AnalyticsResult | None]:
-        now = self._clock()
         fingerprint = command.fingerprint()
         async with UnitOfWork(self._engine) as uow:
             dao = uow.onboarding
-            completed = await dao.lock_progress(user_id, now=now)
+            completed = await dao.lock_progress(user_id, now=self._clock())
+            # Read the clock once the user's row is ours: one user's completions then get
+            # increasing times, whatever order their requests arrived in.
+            now = self._clock()
             claimed = await dao.claim_key(
                 user_id=user_id,
                 operation=OPERATION,

@@ -8,7 +8,7 @@ import bisect
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -18,7 +18,7 @@ from app.dao.analytics import AnalyticsDao, EventFilter, FailureRow
 from app.errors import InvalidQuery
 from app.kpi import KPI_DEFINITIONS, KpiId, OnboardingFlow
 from app.services.analytics import ROLLUP_SLOT, KpiEventRecord, rollup_slot
-from app.services.funnel import MAX_CONVERSION_WINDOW_DAYS, FunnelStep, funnel
+from app.services.funnel import MAX_CONVERSION_WINDOW_DAYS, FunnelStep, funnel_from_counts
 from app.services.onboarding import Progress, progress_of
 from app.services.series import Bucket, TimeInterval, buckets
 
@@ -158,8 +158,8 @@ class AnalyticsQueries:
                 f"conversionWindowDays must be between 1 and {MAX_CONVERSION_WINDOW_DAYS}"
             )
         async with self._engine.connect() as conn:
-            rows = await AnalyticsDao(conn).cohort_completions(start, end)
-        return funnel(self._flow, rows, window=timedelta(days=window_days))
+            counts = await AnalyticsDao(conn).funnel_counts(start, end, window_days=window_days)
+        return funnel_from_counts(self._flow, counts)
 
     async def failures(
         self, *, unresolved_only: bool, first: int | None, after: str | None

@@ -22,13 +22,37 @@ class FunnelStep:
     median_seconds_from_previous: float | None
 
 
+def funnel_from_counts(
+    flow: OnboardingFlow, counts: Iterable[tuple[int, int, float | None]]
+) -> list[FunnelStep]:
+    """Every step of the flow from (step, users, median seconds from previous) rows."""
+    by_step = {step: (users, median) for step, users, median in counts}
+    result = []
+    for number in range(1, flow.total_steps + 1):
+        users, median = by_step.get(number, (0, None))
+        before = by_step.get(number - 1, (0, None))[0] if number > 1 else users
+        start = by_step.get(1, (0, None))[0]
+        result.append(
+            FunnelStep(
+                step=number,
+                users=users,
+                conversion_from_start=users / start if start else None,
+                conversion_from_previous=users / before if before else None,
+                median_seconds_from_previous=median if number > 1 else None,
+            )
+        )
+    return result
+
+
 def funnel(
     flow: OnboardingFlow,
     completions: Iterable[tuple[str, int, datetime]],
     *,
     window: timedelta,
 ) -> list[FunnelStep]:
-    """``completions`` are (user, step, completed_at) of the cohort (users whose step 1 is
+    """The reference definition of the funnel, from raw rows (tests hold the SQL to it).
+
+    ``completions`` are (user, step, completed_at) of the cohort (users whose step 1 is
     in the range). A user reaches step k when steps 1..k were completed in order and
     step k no later than ``window`` after step 1."""
     by_user: dict[str, dict[int, datetime]] = defaultdict(dict)
