@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -191,3 +193,15 @@ async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[dict[str, A
     async with engine.connect() as conn:
         result = await conn.execute(text(sql), params)
         return [dict(r._mapping) for r in result]
+
+
+async def settle_failed_sqlite_connects() -> None:
+    """Let aiosqlite finish stopping the worker threads of connections that failed to open.
+
+    aiosqlite stops such a thread by queueing a future on the running loop; if the test's
+    loop closes first, the thread raises "Event loop is closed" into a later test.
+    """
+    for _ in range(200):  # at most about two seconds
+        if not any("_connection_worker_thread" in t.name for t in threading.enumerate()):
+            return
+        await asyncio.sleep(0.01)

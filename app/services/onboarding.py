@@ -22,6 +22,7 @@ DEFAULT_SOURCE = "api"
 MAX_METADATA_KEYS = 32
 MAX_METADATA_BYTES = 4096
 MAX_STEP = 10_000
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 JsonScalar = str | int | float | bool | None
 
@@ -88,6 +89,11 @@ def _metadata_problem(metadata: Any) -> str | None:
             return f"value of '{key}' must be a finite number"
         if value is not None and not isinstance(value, str | int | float | bool):
             return f"value of '{key}' must be a string, number, boolean or null"
+        texts = (key, value) if isinstance(value, str) else (key,)
+        if any(_LONE_SURROGATE.search(t) for t in texts):
+            return f"value of '{key}' must be valid Unicode text"
+        if any("\x00" in t for t in texts):  # PostgreSQL's jsonb cannot store U+0000
+            return f"value of '{key}' must not contain NUL characters"
     size = len(json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode())
     if size > MAX_METADATA_BYTES:
         return f"must be at most {MAX_METADATA_BYTES} bytes as JSON (got {size})"

@@ -35,6 +35,7 @@ async def assert_nothing_recorded(engine: AsyncEngine) -> None:
         pytest.param({"metadata": {"a": {"b": 1}}}, "metadata", id="metadata-nested"),
         pytest.param({"metadata": {f"k{i}": i for i in range(33)}}, "metadata", id="metadata-keys"),
         pytest.param({"metadata": {"blob": "x" * 4100}}, "metadata", id="metadata-too-big"),
+        pytest.param({"metadata": {"note": "a\x00b"}}, "metadata", id="metadata-nul"),
         pytest.param({"step": 0}, "step", id="step-zero"),
     ],
 )
@@ -49,6 +50,36 @@ async def test_invalid_field_is_named_and_nothing_recorded(
     assert result["code"] == "VALIDATION_FAILED"
     assert [e["path"] for e in result["fieldErrors"]] == [["input", path]]
     assert result["fieldErrors"][0]["message"]
+    await assert_nothing_recorded(engine)
+
+
+async def test_lone_surrogate_in_metadata_is_a_validation_error(
+    api: Api, engine: AsyncEngine
+) -> None:
+    # JSON can carry an unpaired surrogate escape; Python decodes it into an unencodable str
+    query = (
+        "mutation($i: CompleteOnboardingStepInput!) { completeOnboardingStep(input: $i) "
+        "{ __typename ... on ValidationError { fieldErrors { path message } } } }"
+    )
+    body = json.dumps(
+        {
+            "query": query,
+            "variables": {
+                "i": {"step": 1, "idempotencyKey": new_key(), "metadata": {"k": "PLACEHOLDER"}}
+            },
+        }
+    ).replace("PLACEHOLDER", "\\ud800")
+    response = await api.http.post(
+        "/graphql",
+        content=body,
+        headers={**api.auth("alice"), "Content-Type": "application/json"},
+    )
+
+    result = response.json()["data"]["completeOnboardingStep"]
+    assert result["__typename"] == "ValidationError"
+    assert result["fieldErrors"] == [
+        {"path": ["input", "metadata"], "message": "value of 'k' must be valid Unicode text"}
+    ]
     await assert_nothing_recorded(engine)
 
 

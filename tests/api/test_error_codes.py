@@ -9,7 +9,7 @@ import structlog
 
 from app.config import Settings
 from app.main import create_app
-from tests.conftest import TEST_SECRET, Api
+from tests.conftest import TEST_SECRET, Api, settle_failed_sqlite_connects
 
 
 async def test_parse_validation_and_variable_errors_are_coded(api: Api) -> None:
@@ -47,6 +47,7 @@ async def test_unexpected_errors_are_masked_with_the_request_id(tmp_path: Path) 
                 )
     finally:
         await app.state.engine.dispose()
+        await settle_failed_sqlite_connects()
 
     [error] = response.json()["errors"]
     assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR", "requestId": "req-mask-1"}

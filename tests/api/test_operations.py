@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 
 from app.config import Settings
 from app.main import create_app
-from tests.conftest import TEST_SECRET, Api
+from tests.conftest import TEST_SECRET, Api, settle_failed_sqlite_connects
 
 
 async def test_livez_and_readyz(http: httpx.AsyncClient) -> None:
@@ -44,6 +44,7 @@ async def test_readyz_is_503_when_the_database_is_unreachable(tmp_path: Path) ->
             assert (await client.get("/livez")).status_code == 200
     finally:
         await app.state.engine.dispose()
+        await settle_failed_sqlite_connects()
 
 
 async def test_metrics_count_outcomes(api: Api, http: httpx.AsyncClient) -> None:
