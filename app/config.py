@@ -45,6 +45,30 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
     db_busy_timeout_ms: int = Field(default=5000, ge=0)
 
+    # Abuse limits (see README "Limits"); each has a test.
+    max_query_depth: int = Field(
+        default=15, ge=2, description="Counts introspection fields; 15 admits GraphiQL's query."
+    )
+    max_aliases: int = Field(default=30, ge=0)
+    max_tokens: int = Field(default=2000, ge=50)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    introspection: bool | None = Field(
+        default=None, description="Default: on in development, off in production."
+    )
+    graphiql: bool | None = Field(
+        default=None, description="Default: on in development, off in production."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser."
+    )
+    rate_limit_per_minute: int = Field(
+        default=60, ge=0, description="completeOnboardingStep calls per user per minute; 0: off."
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis shared by all workers for rate limits; without it, per process.",
+    )
+
     @model_validator(mode="after")
     def _refuse_weak_secret_in_production(self) -> Settings:
         if self.env != "production":
@@ -67,6 +91,14 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'onboarding-kpi.sqlite3').resolve()}"
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return self.env == "development" if self.introspection is None else self.introspection
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.env == "development" if self.graphiql is None else self.graphiql
 
     @property
     def resolved_log_format(self) -> Literal["json", "console"]:

@@ -9,7 +9,8 @@ this module; nothing else defines an error code.
     │   ├── AuthenticationFailed        UNAUTHENTICATED
     │   ├── StepNotEligible             STEP_NOT_ELIGIBLE       reason: StepNotEligibleReason
     │   ├── IdempotencyConflict         IDEMPOTENCY_CONFLICT    reason: IdempotencyConflictReason
-    │   └── PersistenceFailure          PERSISTENCE_FAILED      retryable
+    │   ├── PersistenceFailure          PERSISTENCE_FAILED      retryable
+    │   └── RateLimited                 RATE_LIMITED            retry_after_seconds
     ├── InvalidQuery                    BAD_USER_INPUT (a top-level GraphQL error on the read side)
     └── AnalyticsEventError             (never reaches the client: recorded as a failure row)
         ├── AnalyticsEventBuildError    stage BUILD
@@ -31,6 +32,7 @@ class ErrorCode(StrEnum):
     STEP_NOT_ELIGIBLE = "STEP_NOT_ELIGIBLE"
     IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
     PERSISTENCE_FAILED = "PERSISTENCE_FAILED"
+    RATE_LIMITED = "RATE_LIMITED"
 
 
 class StepNotEligibleReason(StrEnum):
@@ -130,6 +132,16 @@ class PersistenceFailure(UserFacingError):
 
 class InvalidQuery(OnboardingError):
     """An analytics query argument is out of bounds (page size, range, time zone, cursor)."""
+
+
+class RateLimited(UserFacingError):
+    code = ErrorCode.RATE_LIMITED
+
+    def __init__(self, *, retry_after_seconds: int) -> None:
+        super().__init__(
+            f"Too many submissions; nothing was recorded. Retry in {retry_after_seconds} s."
+        )
+        self.retry_after_seconds = retry_after_seconds
 
 
 class AnalyticsEventError(OnboardingError):

@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -22,7 +23,7 @@ from app.auth import TokenCodec, resolve_secret
 from app.config import Settings
 from app.db import create_engine
 from app.graphql import GraphQLView, build_schema
-from app.http import RequestIdMiddleware
+from app.http import BodySizeLimitMiddleware, RequestIdMiddleware
 from app.kpi import DEFAULT_FLOW, OnboardingFlow
 from app.logging import configure_logging, get_logger
 from app.metrics import Metrics
@@ -31,6 +32,7 @@ from app.processors.onboarding import OnboardingProcessor
 from app.processors.replay import ReplayProcessor
 from app.queries.analytics import AnalyticsQueries
 from app.queries.onboarding import OnboardingQueries
+from app.ratelimit import create_rate_limiter
 from app.web import web_routes
 from resolvers.context import Services
 
@@ -52,8 +54,16 @@ def create_app(
         analytics=AnalyticsQueries(engine, flow=flow),
         tokens=TokenCodec(settings, resolve_secret(settings)),
         flow=flow,
+        rate_limiter=create_rate_limiter(
+            limit=settings.rate_limit_per_minute, redis_url=settings.redis_url
+        ),
+        metrics=metrics,
     )
-    graphql_view = GraphQLView(build_schema(), services=services, graphql_ide="graphiql")
+    graphql_view = GraphQLView(
+        build_schema(settings),
+        services=services,
+        graphql_ide="graphiql" if settings.graphiql_enabled else None,
+    )
 
     async def livez(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -77,6 +87,7 @@ def create_app(
         try:
             yield
         finally:
+            await services.rate_limiter.close()
             await engine.dispose()
 
     app = Starlette(
@@ -87,7 +98,24 @@ def create_app(
             Route("/metrics", prometheus),
             *web_routes(tokens=services.tokens, development=settings.env == "development"),
         ],
-        middleware=[Middleware(RequestIdMiddleware, metrics=metrics)],
+        middleware=[
+            Middleware(RequestIdMiddleware, metrics=metrics),
+            Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes),
+            *(
+                [
+                    Middleware(
+                        CORSMiddleware,
+                        allow_origins=settings.cors_origins,
+                        allow_methods=["GET", "POST"],
+                        allow_headers=["authorization", "content-type", "x-request-id"],
+                        expose_headers=["x-request-id"],
+                        max_age=600,
+                    )
+                ]
+                if settings.cors_origins
+                else []
+            ),
+        ],
         lifespan=lifespan,
     )
     app.state.settings = settings

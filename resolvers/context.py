@@ -12,10 +12,12 @@ from strawberry.types import Info as _Info
 from app.auth import Principal, TokenCodec
 from app.errors import AuthenticationFailed
 from app.kpi import OnboardingFlow
+from app.metrics import Metrics
 from app.processors.onboarding import OnboardingProcessor
 from app.processors.replay import ReplayProcessor
 from app.queries.analytics import AnalyticsQueries
 from app.queries.onboarding import OnboardingQueries
+from app.ratelimit import RateLimiter
 from app.services.onboarding import Progress
 
 
@@ -29,6 +31,8 @@ class Services:
     analytics: AnalyticsQueries
     tokens: TokenCodec
     flow: OnboardingFlow
+    rate_limiter: RateLimiter
+    metrics: Metrics
 
 
 class Loaders:

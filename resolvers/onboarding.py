@@ -44,6 +44,7 @@ async def complete_onboarding_step(
         strawberry.argument(description="The step to complete and how to identify the attempt."),
     ],
 ) -> CompleteOnboardingStepResult:
+    services = info.context.services
     try:
         command = parse_complete_step(
             step=input.step,
@@ -52,7 +53,10 @@ async def complete_onboarding_step(
             metadata=input.metadata,
         )
         principal = info.context.authenticate()
-        outcome = await info.context.services.processor.complete_step(principal.user_id, command)
+        await services.rate_limiter.check(principal.user_id)
+        outcome = await services.processor.complete_step(principal.user_id, command)
     except UserFacingError as exc:
+        services.metrics.completions.labels(outcome=exc.code.value).inc()
         return to_graphql_error(exc)  # type: ignore[return-value]
+    services.metrics.completions.labels(outcome="replayed" if outcome.replayed else "success").inc()
     return CompleteOnboardingStepSuccess.from_domain(outcome)

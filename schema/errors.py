@@ -25,6 +25,7 @@ graphql_enum(
         "STEP_NOT_ELIGIBLE": "The step cannot be completed now; see StepNotEligibleError.reason.",
         "IDEMPOTENCY_CONFLICT": "The idempotency key cannot be used for this submission.",
         "PERSISTENCE_FAILED": "The database could not save the submission.",
+        "RATE_LIMITED": "Too many submissions from this user; retry after a pause.",
     },
 )
 graphql_enum(
@@ -121,12 +122,30 @@ class PersistenceError(UserError):
         return cls(message=err.message, code=err.code, retryable=err.retryable)
 
 
+@strawberry.type(description="Too many submissions from this user; nothing was recorded.")
+class RateLimitedError(UserError):
+    retry_after_seconds: int = strawberry.field(
+        description="Seconds to wait before the same submission will be accepted."
+    )
+    retryable: bool = strawberry.field(description="Always true: retry after the pause.")
+
+    @classmethod
+    def from_domain(cls, err: domain.RateLimited) -> RateLimitedError:
+        return cls(
+            message=err.message,
+            code=err.code,
+            retry_after_seconds=err.retry_after_seconds,
+            retryable=True,
+        )
+
+
 GRAPHQL_ERROR_TYPES: dict[type[domain.UserFacingError], Callable[[Any], UserError]] = {
     domain.RequestValidationError: ValidationError.from_domain,
     domain.AuthenticationFailed: AuthenticationError.from_domain,
     domain.StepNotEligible: StepNotEligibleError.from_domain,
     domain.IdempotencyConflict: IdempotencyConflictError.from_domain,
     domain.PersistenceFailure: PersistenceError.from_domain,
+    domain.RateLimited: RateLimitedError.from_domain,
 }
 
 

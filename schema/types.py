@@ -17,6 +17,7 @@ from schema.errors import (
     AuthenticationError,
     IdempotencyConflictError,
     PersistenceError,
+    RateLimitedError,
     StepNotEligibleError,
     ValidationError,
 )
@@ -172,7 +173,8 @@ CompleteOnboardingStepResult = Annotated[
     | AuthenticationError
     | StepNotEligibleError
     | IdempotencyConflictError
-    | PersistenceError,
+    | PersistenceError
+    | RateLimitedError,
     strawberry.union(
         "CompleteOnboardingStepResult",
         description="The completion, or the typed reason it was not recorded.",

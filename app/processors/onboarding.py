@@ -115,11 +115,9 @@ class OnboardingProcessor:
         try:
             outcome, analytics = await self._complete_in_transaction(user_id, command)
         except UserFacingError as exc:
-            self._metrics.completions.labels(outcome=exc.code.value).inc()
             log.info("completion.rejected", user_id=user_id, step=command.step, code=exc.code)
             raise
         except (SQLAlchemyError, OSError) as exc:
-            self._metrics.completions.labels(outcome=PersistenceFailure.code.value).inc()
             log.error("completion.persist_failed", user_id=user_id, step=command.step, exc_info=exc)
             raise PersistenceFailure(retryable=_is_retryable(exc)) from exc
         self._after_commit(user_id, outcome, analytics)
@@ -244,10 +242,8 @@ class OnboardingProcessor:
     ) -> None:
         """Count and log only what is durable: called once the transaction committed."""
         if outcome.replayed:
-            self._metrics.completions.labels(outcome="replayed").inc()
             log.info("completion.replayed", user_id=user_id, step=outcome.step)
             return
-        self._metrics.completions.labels(outcome="success").inc()
         log.info(
             "completion.recorded",
             user_id=user_id,
