@@ -10,6 +10,7 @@ serve: install
 	$(UV) run --frozen onboarding-kpi serve
 
 test: install
+	npm ci --prefix tests/http_audit --no-audit --no-fund --loglevel=error
 	$(UV) run --frozen pytest
 
 lint: install

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import strawberry
+from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,6 +21,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionContext, ExecutionResult
 
 from app.config import Settings
@@ -55,8 +57,28 @@ def export_sdl() -> str:
     return build_schema(Settings(env="development")).as_str() + "\n"
 
 
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+
+
+class _SubResponse(Response):
+    """Strawberry's per-request response stub, remembering its request for negotiation."""
+
+    request: Request
+
+
+def wants_graphql_response_json(request: Request) -> bool:
+    """GraphQL over HTTP: clients that accept the new media type get its semantics."""
+    return GRAPHQL_RESPONSE_JSON in request.headers.get("accept", "")
+
+
 class GraphQLView(GraphQL[Context, None]):
-    """``GET /graphql`` serves GraphiQL to browsers; ``POST /graphql`` executes operations."""
+    """``GET /graphql`` serves GraphiQL to browsers; ``POST /graphql`` executes operations.
+
+    Follows the GraphQL-over-HTTP spec: with ``Accept: application/graphql-response+json``
+    the answer has that media type, and a request that fails before execution (parse,
+    validation, variable coercion) gets 400 and no ``data``; ``application/json`` clients
+    keep the legacy 200. A mutation sent with GET gets 405.
+    """
 
     def __init__(self, schema: strawberry.Schema, *, services: Services, **kwargs: Any) -> None:
         super().__init__(schema, **kwargs)
@@ -67,7 +89,43 @@ class GraphQLView(GraphQL[Context, None]):
     ) -> GraphQLHTTPResponse:
         if result.errors:
             result.errors = [classify(error) for error in result.errors]
-        return process_result(result)
+        response = process_result(result)
+        errors = result.errors or []
+        failed_before_execution = (
+            result.data is None and bool(errors) and all(e.path is None for e in errors)
+        )
+        if failed_before_execution and wants_graphql_response_json(request):
+            request.state.graphql_status = 400
+            response.pop("data", None)
+        return response
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = _SubResponse()
+        sub_response.status_code = None  # type: ignore[assignment]
+        del sub_response.headers["content-length"]
+        assert isinstance(request, Request)
+        sub_response.request = request
+        return sub_response
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        request = getattr(sub_response, "request", None)
+        if request is not None and wants_graphql_response_json(request):
+            response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
+            response.status_code = getattr(request.state, "graphql_status", response.status_code)
+        return response
+
+    async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        try:
+            return await super().execute_single(*args, **kwargs)
+        except HTTPException as exc:
+            if isinstance(exc.__cause__, InvalidOperationTypeError):
+                raise HTTPException(405, "Mutations are only accepted with POST.") from exc
+            raise
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket

@@ -195,6 +195,8 @@ export class OnboardingModule extends EventTarget {
       case "PersistenceError":
         if (error.retryable) return keep(`Step ${step} could not be saved now. Try again later.`);
         return drop({ text: `Step ${step} could not be saved. Try again later.` });
+      case "RateLimitedError":
+        return keep(`Too many attempts. Try step ${step} again in ${error.retryAfterSeconds} s.`);
       case "IdempotencyConflictError":
         if (error.retryable) return keep(`Step ${step} is still being saved. Retry in a moment.`);
         return drop({ text: `Step ${step} changed while it was being saved. Submit it again.` });
