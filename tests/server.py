@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-STARTUP_TIMEOUT_SECONDS = 30.0
+STARTUP_TIMEOUT_SECONDS = 90.0  # generous: CI machines are shared and slow to fork
 
 
 def free_port() -> int:
@@ -30,6 +30,22 @@ class RunningServer:
     base_url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
+    def send_signal(self, sig: int) -> None:
+        """Signal the server process (with ``workers=1`` it is the process serving requests)."""
+        self.process.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the process to exit; its return code (``-N`` when killed by signal N)."""
+        return self.process.wait(timeout=timeout)
 
 
 @contextmanager
