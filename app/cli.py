@@ -44,6 +44,11 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        # In-flight requests get this long to finish after SIGTERM; then they are cut.
+        timeout_graceful_shutdown=args.graceful_timeout,
+        # uvicorn kills a worker that misses a 5 s ping; a busy worker on a loaded
+        # machine can, which drops its in-flight requests. Allow more.
+        timeout_worker_healthcheck=30,
         log_level="warning",
         access_log=False,
     )
@@ -119,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.add_argument(
         "--migrate", action="store_true", help="upgrade the database schema before serving"
+    )
+    serve.add_argument(
+        "--graceful-timeout",
+        type=int,
+        default=30,
+        help="seconds in-flight requests get to finish after SIGTERM (default 30)",
     )
     serve.set_defaults(func=_serve)
 
