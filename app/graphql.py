@@ -7,26 +7,26 @@ from typing import Any
 
 import strawberry
 from cross_web import HTTPException
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.extensions import (
-    DisableIntrospection,
-    MaxAliasesLimiter,
+    AddValidationRules,
     MaxTokensLimiter,
     ParserCache,
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as create_alias_validator
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionContext, ExecutionResult
 
 from app.config import Settings
 from app.graphql_errors import classify
-from app.graphql_limits import QueryDepthLimit
+from app.graphql_limits import depth_limit_rule
 from resolvers.context import Context, Loaders, Services
 from resolvers.root import Mutation, Query
 
@@ -39,17 +39,25 @@ class Schema(strawberry.Schema):
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
-    """The schema with its abuse limits; the limits add validation rules, so they come
-    before ValidationCache (which caches a document's validation, limits included)."""
+    """The schema with its abuse limits.
+
+    The limits are validation rules, created once here: ValidationCache keys on the rule
+    classes, so rules made afresh per request (as Strawberry's limiter extensions do when
+    constructed per request) would miss the cache and re-validate every document.
+    """
     settings = settings or Settings()
-    extensions: list[Callable[[], SchemaExtension]] = [
-        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
-        lambda: QueryDepthLimit(max_depth=settings.max_query_depth),
+    rules: list[type[ASTValidationRule]] = [
+        depth_limit_rule(settings.max_query_depth),
+        create_alias_validator(settings.max_aliases),
     ]
     if not settings.introspection_enabled:
-        extensions.append(DisableIntrospection)
-    extensions += [lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256)]
+        rules.append(NoSchemaIntrospectionCustomRule)
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: AddValidationRules(rules),  # before the cache, which then includes them
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+    ]
     return Schema(query=Query, mutation=Mutation, extensions=extensions)
 
 

@@ -21,7 +21,6 @@ from graphql import (
     SelectionSetNode,
     ValidationRule,
 )
-from strawberry.extensions import AddValidationRules
 
 
 def selection_depth(
@@ -68,8 +67,3 @@ def depth_limit_rule(max_depth: int) -> type[ValidationRule]:
                 )
 
     return DepthLimit
-
-
-class QueryDepthLimit(AddValidationRules):
-    def __init__(self, max_depth: int) -> None:
-        super().__init__([depth_limit_rule(max_depth)])
