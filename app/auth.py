@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import tempfile
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from app.errors import AuthenticationFailed
 ALGORITHM = "HS256"
 MAX_TOKEN_LENGTH = 8192
 MAX_USER_ID_LENGTH = 128
+#: Control characters and lone surrogates: no database should be asked to store them.
+_UNSTORABLE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 DEV_SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name, not a secret
 
 
@@ -116,7 +119,11 @@ class TokenCodec:
         except jwt.PyJWTError:
             raise AuthenticationFailed("The bearer token is not valid.") from None
         sub = claims.get("sub")
-        if not isinstance(sub, str) or not 1 <= len(sub) <= MAX_USER_ID_LENGTH:
+        if (
+            not isinstance(sub, str)
+            or not 1 <= len(sub) <= MAX_USER_ID_LENGTH
+            or _UNSTORABLE.search(sub)
+        ):
             raise AuthenticationFailed("The bearer token names no valid user.")
         roles = claims.get("roles", [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -21,6 +22,7 @@ from strawberry.extensions import (
 )
 from strawberry.extensions.max_aliases import create_validator as create_alias_validator
 from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionContext, ExecutionResult
 
@@ -29,6 +31,7 @@ from app.graphql_errors import classify
 from app.graphql_limits import depth_limit_rule
 from resolvers.context import Context, Loaders, Services
 from resolvers.root import Mutation, Query
+from schema.scalars import AwareDateTime
 
 
 class Schema(strawberry.Schema):
@@ -58,7 +61,12 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
     ]
-    return Schema(query=Query, mutation=Mutation, extensions=extensions)
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        config=StrawberryConfig(scalar_map={datetime: AwareDateTime}),
+    )
 
 
 def export_sdl() -> str:
@@ -126,6 +134,16 @@ class GraphQLView(GraphQL[Context, None]):
             response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
             response.status_code = getattr(request.state, "graphql_status", response.status_code)
         return response
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """A body that is not a JSON object (or a list, refused later as a batch) is a 400."""
+        try:
+            decoded = self.decode_json(data)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise HTTPException(400, "Unable to parse request body as JSON") from exc
+        if not isinstance(decoded, dict | list):
+            raise HTTPException(400, "The request body must be a JSON object")
+        return decoded
 
     async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         try:

@@ -22,7 +22,10 @@ def classify(error: GraphQLError) -> GraphQLError:
     if error.extensions and "code" in error.extensions:
         return error
     original = error.original_error
-    if original is None or isinstance(original, GraphQLError):
+    # graphql-core turns some bad literals into ValueErrors before execution (an Int over
+    # 4300 digits): without a path they are the document's fault, not ours.
+    before_execution = error.path is None and isinstance(original, ValueError | OverflowError)
+    if original is None or isinstance(original, GraphQLError) or before_execution:
         if isinstance(error, GraphQLSyntaxError) or error.message.startswith("Syntax Error"):
             code = "GRAPHQL_PARSE_FAILED"
         elif error.message.startswith("Variable '$"):

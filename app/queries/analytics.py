@@ -6,6 +6,8 @@ import base64
 import binascii
 import bisect
 import json
+import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +25,8 @@ from app.services.onboarding import Progress, progress_of
 from app.services.series import Bucket, TimeInterval, buckets
 
 MAX_PAGE_SIZE = 500
+MAX_ROW_ID = 2**31 - 1  # PostgreSQL integer ids
+MIN_YEAR, MAX_YEAR = 1970, 9000  # far from datetime's edges, where bucket arithmetic overflows
 DEFAULT_PAGE_SIZE = 50
 T = TypeVar("T")
 
@@ -74,6 +78,56 @@ def decode_cursor(cursor: str) -> list[object]:
     return parts
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def check_text(name: str, value: str | None) -> None:
+    """Refuse strings no database can compare (NUL, lone surrogates): they match nothing."""
+    if value is not None and _UNSTORABLE.search(value):
+        raise InvalidQuery(f"{name} holds characters that cannot be stored")
+
+
+def check_filter(where: EventFilter) -> None:
+    check_text("userId", where.user_id)
+    check_text("source", where.source)
+    for kpi_id in where.kpi_ids or ():
+        check_text("kpiIds", kpi_id)
+    for moment in (where.occurred_from, where.occurred_to):
+        if moment is not None and not MIN_YEAR <= moment.year <= MAX_YEAR:
+            raise InvalidQuery(f"times must lie between the years {MIN_YEAR} and {MAX_YEAR}")
+
+
+def event_cursor(cursor: str) -> tuple[datetime, str]:
+    parts = decode_cursor(cursor)
+    try:
+        at = datetime.fromisoformat(str(parts[0]))
+        event_id = str(uuid.UUID(str(parts[1])))
+    except (IndexError, ValueError):
+        raise InvalidQuery("after is not a cursor returned by this query") from None
+    if at.tzinfo is None or not MIN_YEAR <= at.year <= MAX_YEAR:
+        raise InvalidQuery("after is not a cursor returned by this query")
+    return at, event_id
+
+
+def failure_cursor(cursor: str) -> int:
+    parts = decode_cursor(cursor)
+    if (
+        len(parts) != 1
+        or isinstance(parts[0], bool)
+        or not isinstance(parts[0], int)
+        or not 1 <= parts[0] <= MAX_ROW_ID
+    ):
+        raise InvalidQuery("after is not a cursor returned by this query")
+    return parts[0]
+
+
+def check_range(start: datetime, end: datetime) -> None:
+    if end <= start:
+        raise InvalidQuery("to must be later than from")
+    if not (start.year >= MIN_YEAR and end.year <= MAX_YEAR):
+        raise InvalidQuery(f"from and to must lie between the years {MIN_YEAR} and {MAX_YEAR}")
+
+
 def check_page_size(first: int | None) -> int:
     size = DEFAULT_PAGE_SIZE if first is None else first
     if not 0 <= size <= MAX_PAGE_SIZE:
@@ -94,19 +148,15 @@ class AnalyticsQueries:
         self, where: EventFilter, *, first: int | None, after: str | None
     ) -> Page[KpiEventRecord]:
         size = check_page_size(first)
-        before = None
-        if after is not None:
-            parts = decode_cursor(after)
-            try:
-                before = (datetime.fromisoformat(str(parts[0])), str(parts[1]))
-            except (IndexError, ValueError):
-                raise InvalidQuery("after is not a cursor returned by this query") from None
+        check_filter(where)
+        before = event_cursor(after) if after is not None else None
         async with self._engine.connect() as conn:
             rows = await AnalyticsDao(conn).events_page(where, limit=size + 1, before=before)
         items = [(encode_cursor(e.occurred_at.isoformat(), e.id), e) for e in rows[:size]]
         return Page(items, has_next_page=len(rows) > size)
 
     async def count_events(self, where: EventFilter) -> int:
+        check_filter(where)
         async with self._engine.connect() as conn:
             return await AnalyticsDao(conn).count_events(where)
 
@@ -121,6 +171,7 @@ class AnalyticsQueries:
     ) -> Series:
         if kpi_id not in {k.value for k in KpiId}:
             raise InvalidQuery(f"'{kpi_id}' is not a canonical KPI id; see kpiDefinitions")
+        check_range(start, end)
         plan = buckets(start, end, interval, zone)
         start, end = plan[0].clipped_start, plan[-1].clipped_end
         # Whole 15-minute slots come from the rollup; a slot that a bucket edge (or the
@@ -151,8 +202,7 @@ class AnalyticsQueries:
         )
 
     async def funnel(self, *, start: datetime, end: datetime, window_days: int) -> list[FunnelStep]:
-        if end <= start:
-            raise InvalidQuery("to must be later than from")
+        check_range(start, end)
         if not 1 <= window_days <= MAX_CONVERSION_WINDOW_DAYS:
             raise InvalidQuery(
                 f"conversionWindowDays must be between 1 and {MAX_CONVERSION_WINDOW_DAYS}"
@@ -165,12 +215,7 @@ class AnalyticsQueries:
         self, *, unresolved_only: bool, first: int | None, after: str | None
     ) -> Page[FailureRow]:
         size = check_page_size(first)
-        before_id = None
-        if after is not None:
-            parts = decode_cursor(after)
-            if len(parts) != 1 or not isinstance(parts[0], int):
-                raise InvalidQuery("after is not a cursor returned by this query")
-            before_id = parts[0]
+        before_id = failure_cursor(after) if after is not None else None
         async with self._engine.connect() as conn:
             rows = await AnalyticsDao(conn).failures_page(
                 unresolved_only=unresolved_only, limit=size + 1, before_id=before_id

@@ -26,7 +26,10 @@ def test_graphql_http_audit_passes_every_must_and_should(tmp_path: Path) -> None
     with running_server(env=env, log_dir=tmp_path) as server:
         completed = subprocess.run(  # noqa: S603 - our own script
             [node, str(AUDIT_DIR / "audit.mjs"), f"{server.base_url}/graphql"],
-            capture_output=True, text=True, timeout=120, check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
         )
     results = json.loads(completed.stdout)
 
