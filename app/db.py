@@ -37,6 +37,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         return _create_sqlite_engine(url, settings)
     return create_async_engine(
         url,
+        hide_parameters=True,  # errors and logs never carry users' values
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
@@ -49,6 +50,7 @@ def _create_sqlite_engine(url: URL, settings: Settings) -> AsyncEngine:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(
         url,
+        hide_parameters=True,  # errors and logs never carry users' values
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,

@@ -3,7 +3,7 @@
 ``web/`` holds plain HTML, CSS and JavaScript modules (no build step). In development
 only, ``POST /dev/sign-in`` mints a token for a typed user id so the page works out of
 the box; in production that route does not exist and the host application provides
-the token (see web/README or the main README).
+the token (see the README, "The reference frontend").
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from app.auth import MAX_USER_ID_LENGTH, TokenCodec
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 DEV_ROLES = frozenset({"analyst", "admin"})
 DEV_TOKEN_TTL = timedelta(hours=8)
+LOOPBACK_CLIENTS = frozenset({"127.0.0.1", "::1"})
 _USER_ID = re.compile(rf"[A-Za-z0-9_.@:\-]{{1,{MAX_USER_ID_LENGTH}}}")
 
 
@@ -40,6 +41,14 @@ def web_routes(*, tokens: TokenCodec, development: bool) -> list[BaseRoute]:
     if development:
 
         async def dev_sign_in(request: Request) -> Response:
+            # Development servers are sometimes bound to 0.0.0.0: only a browser on this
+            # machine may mint tokens, or anyone on the network could sign in as admin.
+            client = request.client.host if request.client else ""
+            if client not in LOOPBACK_CLIENTS:
+                return JSONResponse(
+                    {"error": "development sign-in is only offered to this machine"},
+                    status_code=403,
+                )
             try:
                 body = await request.json()
             except ValueError:

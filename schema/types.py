@@ -28,8 +28,8 @@ graphql_enum(
     values={
         "RECORDED": "The KPI event was persisted.",
         "FAILED": (
-            "The KPI event could not be recorded; the failure is stored and will be replayed. "
-            "The completion itself is saved."
+            "The KPI event could not be recorded; the failure is stored for an admin to replay "
+            "(replayAnalyticsFailures). The completion itself is saved."
         ),
         "NOT_APPLICABLE": "This step counts toward no KPI, so no event exists.",
     },

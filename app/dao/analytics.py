@@ -279,7 +279,7 @@ class AnalyticsDao:
                 occurred_at=event.occurred_at,
                 recorded_at=recorded_at,
             )
-            .on_conflict_do_nothing()
+            .on_conflict_do_nothing(index_elements=[events.c.completion_id])
             .returning(events.c.id)
         )
         inserted = (await self._conn.execute(stmt)).scalar_one_or_none()

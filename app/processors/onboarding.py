@@ -212,8 +212,11 @@ class OnboardingProcessor:
                 async with uow.savepoint():
                     await uow.onboarding.insert_kpi_event(event, recorded_at=now)
                     await uow.onboarding.bump_rollup(event)
-            except DBAPIError as exc:
-                failure = AnalyticsEventWriteError(f"{type(exc.orig).__name__}: {exc.orig}")
+            except SQLAlchemyError as exc:
+                if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                    raise  # the connection is gone: nothing can be committed, not even a record
+                orig = exc.orig if isinstance(exc, DBAPIError) else exc
+                failure = AnalyticsEventWriteError(f"{type(orig).__name__}: {orig}")
                 failure.__cause__ = exc
             else:
                 return _AnalyticsResult(AnalyticsStatus.RECORDED, event=event)
@@ -229,11 +232,11 @@ class OnboardingProcessor:
         return _AnalyticsResult(
             AnalyticsStatus.FAILED,
             failure=failure,
+            # ids only: the payload holds the user's metadata, which stays in the database
             log_context={
                 "failure_id": failure_id,
                 "completion_id": completion.id,
                 "kpi_id": step.kpi_id,
-                "payload": payload,
             },
         )
 

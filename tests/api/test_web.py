@@ -14,6 +14,7 @@ import httpx
 import pytest
 from graphql import GraphQLInterfaceType, GraphQLUnionType, OperationDefinitionNode, parse, validate
 from graphql import build_schema as build_schema_from_sdl
+from starlette.applications import Starlette
 
 from app.config import Settings
 from app.main import create_app
@@ -140,3 +141,13 @@ def test_possible_types_json_matches_the_schema() -> None:
     assert {k: set(v) for k, v in json.loads(shipped).items()} == expected
     assert "CompleteOnboardingStepSuccess" in expected["CompleteOnboardingStepResult"]
     assert "StepNotEligibleError" in expected["UserError"]
+
+
+async def test_dev_sign_in_is_only_offered_to_this_machine(app: Starlette) -> None:
+    # a development server bound to 0.0.0.0 must not mint admin tokens for the network
+    remote = httpx.ASGITransport(app=app, client=("192.0.2.7", 40000))
+    async with httpx.AsyncClient(transport=remote, base_url="http://testserver") as client:
+        response = await client.post("/dev/sign-in", json={"userId": "mallory", "roles": ["admin"]})
+
+    assert response.status_code == 403
+    assert "token" not in response.json()
