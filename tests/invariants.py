@@ -9,8 +9,9 @@ from tests.conftest import rows
 
 
 async def assert_core_invariants(engine: AsyncEngine, flow: OnboardingFlow) -> None:
-    """One completion per (user, step); per completion exactly one of (event, failure) when its
-    step counts toward a KPI and neither otherwise; no event without its completion."""
+    """One completion per (user, step); per completion exactly one of (event, unresolved
+    failure) when its step counts toward a KPI and neither otherwise; no event without its
+    completion; a resolved failure names its completion's event."""
     duplicates = await rows(
         engine,
         "SELECT user_id, step FROM step_completions GROUP BY user_id, step HAVING count(*) > 1",
@@ -20,7 +21,8 @@ async def assert_core_invariants(engine: AsyncEngine, flow: OnboardingFlow) -> N
         engine,
         "SELECT c.id, c.user_id, c.step, "
         "(SELECT count(*) FROM kpi_events e WHERE e.completion_id = c.id) AS events, "
-        "(SELECT count(*) FROM analytics_failures f WHERE f.completion_id = c.id) AS failures "
+        "(SELECT count(*) FROM analytics_failures f WHERE f.completion_id = c.id "
+        "AND f.resolved_at IS NULL) AS failures "
         "FROM step_completions c",
     )
     for row in per_completion:
@@ -34,3 +36,10 @@ async def assert_core_invariants(engine: AsyncEngine, flow: OnboardingFlow) -> N
         "WHERE c.id IS NULL OR c.user_id != e.user_id OR c.step != e.step",
     )
     assert mismatched == []
+    dangling = await rows(
+        engine,
+        "SELECT f.id FROM analytics_failures f LEFT JOIN kpi_events e "
+        "ON e.completion_id = f.completion_id "
+        "WHERE f.resolved_at IS NOT NULL AND e.id IS NULL",
+    )
+    assert dangling == []

@@ -139,6 +139,10 @@ def _aligned(moment: datetime) -> bool:
     return rollup_slot(moment) == moment
 
 
+def _ceil_slot(moment: datetime) -> datetime:
+    return moment if _aligned(moment) else rollup_slot(moment) + ROLLUP_SLOT
+
+
 class AnalyticsQueries:
     def __init__(self, engine: AsyncEngine, *, flow: OnboardingFlow) -> None:
         self._engine = engine
@@ -179,19 +183,16 @@ class AnalyticsQueries:
         edges = {start, end, *(b.clipped_start for b in plan)}
         cut_slots = sorted({rollup_slot(e) for e in edges if not _aligned(e)})
         raw_ranges = [(max(s, start), min(s + ROLLUP_SLOT, end)) for s in cut_slots]
-        first_slot = rollup_slot(start) if _aligned(start) else rollup_slot(start) + ROLLUP_SLOT
+        # per bucket, the whole slots inside it: [first slot at or after its start, last
+        # slot boundary at or before its end)
+        whole = [(_ceil_slot(b.clipped_start), rollup_slot(b.clipped_end)) for b in plan]
         async with self._engine.connect() as conn:
             dao = AnalyticsDao(conn)
-            slots = await dao.rollup_slots(kpi_id, first_slot, end)
+            sums = await dao.rollup_sums(kpi_id, whole)
             raw_times = await dao.event_times(kpi_id, raw_ranges)
 
         starts = [b.clipped_start for b in plan]
-        counts = [0] * len(plan)
-        cut = set(cut_slots)
-        for slot_start, events in slots:
-            if slot_start in cut or slot_start + ROLLUP_SLOT > end:
-                continue
-            counts[bisect.bisect_right(starts, slot_start) - 1] += events
+        counts = [sums.get(i, 0) for i in range(len(plan))]
         for moment in raw_times:
             counts[bisect.bisect_right(starts, moment.astimezone(UTC)) - 1] += 1
         return Series(

@@ -80,15 +80,13 @@ ZONES = (
 )
 #: The whole datetime range, or (while EXTREME_DATETIMES is open) a millennium away from
 #: either end.
-_BOUNDS = (
-    {"min_value": datetime(1000, 1, 1), "max_value": datetime(9000, 1, 1)}
-    if known(EXTREME_DATETIMES)
-    else {}
-)
+_EXTREME = not known(EXTREME_DATETIMES)
+_EARLIEST = datetime.min if _EXTREME else datetime(1000, 1, 1)
+_LATEST = datetime.max if _EXTREME else datetime(9000, 1, 1)
 #: Datetimes every DateTime argument must accept.
-aware_datetimes = st.datetimes(timezones=st.sampled_from(ZONES), **_BOUNDS)
+aware_datetimes = st.datetimes(_EARLIEST, _LATEST, timezones=st.sampled_from(ZONES))
 #: Datetimes without an offset: refused or taken as UTC, never a crash (NAIVE_DATETIMES).
-naive_datetimes = st.nothing() if known(NAIVE_DATETIMES) else st.datetimes(**_BOUNDS)
+naive_datetimes = st.nothing() if known(NAIVE_DATETIMES) else st.datetimes(_EARLIEST, _LATEST)
 _ODD_DATETIMES = {
     "2026-01-01T00:00:00Z": None,
     "2026-01-01T00:00:00": NAIVE_DATETIMES,
@@ -209,7 +207,7 @@ _GRAPHQL_CHARS = string.ascii_letters + string.digits + ' {}()[]:$@!.,="\\#\n\t&
 @st.composite
 def mutated_documents(draw: st.DrawFn) -> str:
     """A valid document with one random edit: delete, insert, replace, duplicate, truncate."""
-    document = draw(valid_documents)
+    document: str = draw(valid_documents)
     start = draw(st.integers(0, len(document)))
     end = draw(st.integers(start, min(len(document), start + 20)))
     noise = draw(st.text(alphabet=st.sampled_from(_GRAPHQL_CHARS) | st.characters(), max_size=8))
@@ -598,7 +596,7 @@ other_operations = st.one_of(
 @st.composite
 def corrupt(draw: st.DrawFn, variables: dict[str, Any]) -> dict[str, Any]:
     """One variable (or one field of an input object) replaced, dropped, or added."""
-    result = json.loads(json.dumps(variables))
+    result: dict[str, Any] = json.loads(json.dumps(variables))
     target = result
     if "input" in result and isinstance(result["input"], dict) and draw(st.booleans()):
         target = result["input"]

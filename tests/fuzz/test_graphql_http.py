@@ -12,7 +12,10 @@ user, an analyst, an admin, or with a broken token. For every request:
   Apollo set, and never INTERNAL_SERVER_ERROR;
 - a rejected request (parse or validation failure, bad variables, a typed UserError, a
   top-level error with no data, a replayed answer, or any query) changes no row count in
-  any table a request can write.
+  any table a request can write;
+- a new completion adds exactly one completion, one stored key, and one event or failure
+  record as its analytics status says; an exact retry gets the same answer (the stored one,
+  ``replayed: true``, for a success); the storage invariants hold after every submission.
 
 Examples are derandomized (fixed per test) and the example database is off, so CI sees the
 same examples on every run.
@@ -52,7 +55,7 @@ from tests.invariants import assert_core_invariants
 ABUSE_LIMIT = re.compile(r"more than \d+ tokens|exceeds maximum operation depth|aliases found")
 
 
-def fuzz(max_examples: int) -> Any:
+def fuzz(max_examples: int) -> hypothesis_settings:
     """Deterministic and moderate: each example is one or more real HTTP requests on a real
     database. ``too_slow`` is suppressed because generating a document and round-tripping
     it through the app and the database is legitimately slower than hypothesis expects of
@@ -123,14 +126,16 @@ def assert_same_answer(first: dict[str, Any] | None, again: dict[str, Any] | Non
     assert {**retried, "replayed": False} == {**result, "replayed": False}, (first, again)
 
 
-def assert_recorded_once(result: dict[str, Any], before: dict[str, int], after: dict[str, int]):
+def assert_recorded_once(
+    result: dict[str, Any], before: dict[str, int], after: dict[str, int]
+) -> None:
     """A new completion (not a replay) adds exactly one completion and one stored key, and
     exactly one event or failure record when its step counts toward a KPI."""
     if result.get("__typename") != "CompleteOnboardingStepSuccess" or result.get("replayed"):
         return
     assert after["step_completions"] == before["step_completions"] + 1, (before, after)
     assert after["idempotency_keys"] == before["idempotency_keys"] + 1, (before, after)
-    status = (result.get("analytics") or {}).get("status")
+    status = str((result.get("analytics") or {}).get("status"))
     added = {
         "RECORDED": (1, 0),
         "FAILED": (0, 1),

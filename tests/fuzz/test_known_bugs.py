@@ -1,9 +1,10 @@
 """The minimal failing examples of the bugs the fuzzer found (see ``known_bugs.py``).
 
-Each test states the correct behaviour. While its bug is open it is marked
-``xfail(strict=True)`` on the engines where it fails, so a fix makes it pass, which fails the
-suite until the bug id is removed from ``KNOWN_BUGS`` (which also lets the fuzzer generate
-those inputs again). Once fixed, each stays as a regression test.
+Each test states the correct behaviour, on one shared app per engine. While a bug is open
+(its id in ``KNOWN_BUGS``) its cases are marked ``xfail(strict=True)`` on the engines where
+they fail, so a fix makes them pass, which fails the suite until the id is removed (which
+also lets the fuzzer generate those inputs again). All six are fixed now; the cases stay as
+regression tests.
 """
 
 from __future__ import annotations
@@ -34,9 +35,8 @@ from tests.fuzz.properties import check_http
 
 BOTH = frozenset({"sqlite", "postgresql"})
 POSTGRESQL = frozenset({"postgresql"})
-SQLITE = frozenset({"sqlite"})
 
-#: What each bug breaks and the fix suggested to the team.
+#: What each bug broke, and the fix suggested to the team (the xfail reason while open).
 REASONS = {
     UNDECODABLE_BODIES: (
         "a JSON-typed body that is not UTF-8, not an object/list, or nested too deeply is a "
