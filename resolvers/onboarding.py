@@ -11,7 +11,7 @@ from typing import Annotated
 import strawberry
 from graphql import GraphQLError
 
-from app.errors import AuthenticationFailed, UserFacingError
+from app.errors import AuthenticationFailed, RateLimited, UserFacingError
 from app.services.onboarding import parse_complete_step
 from resolvers.context import Info
 from schema.errors import to_graphql_error
@@ -53,8 +53,16 @@ async def complete_onboarding_step(
             metadata=input.metadata,
         )
         principal = info.context.authenticate()
-        await services.rate_limiter.check(principal.user_id)
-        outcome = await services.processor.complete_step(principal.user_id, command)
+        try:
+            await services.rate_limiter.check(principal.user_id)
+        except RateLimited:
+            # an exact retry still gets its stored answer; only new work is refused
+            replayed = await services.processor.stored_answer(principal.user_id, command)
+            if replayed is None:
+                raise
+            outcome = replayed
+        else:
+            outcome = await services.processor.complete_step(principal.user_id, command)
     except UserFacingError as exc:
         services.metrics.completions.labels(outcome=exc.code.value).inc()
         return to_graphql_error(exc)  # type: ignore[return-value]

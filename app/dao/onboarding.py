@@ -109,6 +109,13 @@ class OnboardingDao:
         row = (await self._conn.execute(stmt)).one()
         return StoredKey(fingerprint=row.fingerprint, response=row.response)
 
+    async def find_key(self, *, user_id: str, operation: str, key: str) -> StoredKey | None:
+        stmt = select(keys.c.fingerprint, keys.c.response).where(
+            keys.c.user_id == user_id, keys.c.operation == operation, keys.c.key == key
+        )
+        row = (await self._conn.execute(stmt)).first()
+        return StoredKey(fingerprint=row.fingerprint, response=row.response) if row else None
+
     async def store_response(
         self, *, user_id: str, operation: str, key: str, response: dict[str, Any]
     ) -> None:

@@ -174,6 +174,22 @@ class OnboardingProcessor:
             await uow.commit()
         return outcome, analytics
 
+    async def stored_answer(
+        self, user_id: str, command: CompleteStepCommand
+    ) -> CompletionOutcome | None:
+        """The stored answer to exactly this submission, if one exists (read-only).
+
+        Lets a retry get its original answer even when a new submission would be refused
+        (for example by the rate limit): retrying never costs the client its answer.
+        """
+        async with self._engine.connect() as conn:
+            stored = await OnboardingDao(conn).find_key(
+                user_id=user_id, operation=OPERATION, key=command.idempotency_key
+            )
+        if stored is None or stored.response is None or stored.fingerprint != command.fingerprint():
+            return None
+        return CompletionOutcome.from_json(stored.response, replayed=True)
+
     async def _replay(
         self, dao: OnboardingDao, user_id: str, command: CompleteStepCommand, fingerprint: str
     ) -> CompletionOutcome:

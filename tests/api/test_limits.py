@@ -252,3 +252,30 @@ async def test_rate_limited_calls_record_nothing(app_with: Any, sqlite_url: str)
         assert await count(engine, "step_completions") == 1
     finally:
         await engine.dispose()
+
+
+async def test_a_rate_limited_user_still_gets_the_stored_answer_to_a_retry(
+    app_with: Any,
+) -> None:
+    client = await app_with(rate_limit_per_minute=1)
+    token = _token("rl-retry")
+    key = new_key()
+    body = {"query": COMPLETE_WITH_EVENT, "variables": {"i": {"step": 1, "idempotencyKey": key}}}
+    headers = {"Authorization": f"Bearer {token}"}
+
+    first = (await client.post("/graphql", json=body, headers=headers)).json()
+    retry = (await client.post("/graphql", json=body, headers=headers)).json()
+    new_work = await _complete(client, token, 2)
+
+    original = first["data"]["completeOnboardingStep"]
+    replayed = retry["data"]["completeOnboardingStep"]
+    assert original["__typename"] == "CompleteOnboardingStepSuccess"
+    assert replayed["replayed"] is True
+    assert replayed["analytics"]["event"]["id"] == original["analytics"]["event"]["id"]
+    assert new_work["__typename"] == "RateLimitedError"
+
+
+COMPLETE_WITH_EVENT = (
+    "mutation($i: CompleteOnboardingStepInput!) { completeOnboardingStep(input: $i) "
+    "{ __typename ... on CompleteOnboardingStepSuccess { replayed analytics { event { id } } } } }"
+)
