@@ -98,6 +98,14 @@ def utc_now() -> datetime:
 
 
 class OnboardingProcessor:
+    """Completes onboarding steps: the seed's db-b7r2, owner of the transaction.
+
+    ``complete_step`` answers with the outcome (fresh or replayed) or raises a
+    ``UserFacingError``; any database failure becomes ``PersistenceFailure`` with nothing
+    committed. Metrics for answers are counted by the caller; this class counts KPI
+    events and analytics failures, once their transaction has committed.
+    """
+
     def __init__(
         self,
         engine: AsyncEngine,
