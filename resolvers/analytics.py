@@ -12,7 +12,7 @@ from app.errors import InvalidQuery
 from app.kpi import KPI_DEFINITIONS
 from app.services.series import TimeInterval, parse_zone
 from resolvers.context import Info
-from resolvers.permissions import Role, bad_input, require_role
+from resolvers.permissions import Role, require_role
 from schema.analytics import (
     AnalyticsFailure,
     AnalyticsFailureConnection,
@@ -51,7 +51,7 @@ async def kpi_events(
     require_role(info, Role.ANALYST)
     given = filter or KpiEventFilter()
     if given.kpi_ids is not None and len(given.kpi_ids) > MAX_FILTER_KPI_IDS:
-        raise bad_input(InvalidQuery(f"kpiIds holds at most {MAX_FILTER_KPI_IDS} ids"))
+        raise InvalidQuery(f"kpiIds holds at most {MAX_FILTER_KPI_IDS} ids")
     where = EventFilter(
         kpi_ids=given.kpi_ids,
         user_id=given.user_id,
@@ -60,10 +60,7 @@ async def kpi_events(
         occurred_from=given.occurred_from,
         occurred_to=given.occurred_to,
     )
-    try:
-        page = await info.context.services.analytics.events(where, first=first, after=after)
-    except InvalidQuery as exc:
-        raise bad_input(exc) from None
+    page = await info.context.services.analytics.events(where, first=first, after=after)
     return KpiEventConnection(
         edges=[KpiEventEdge(cursor=c, node=KpiEvent.from_domain(e)) for c, e in page.items],
         page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
@@ -84,12 +81,9 @@ async def kpi_event_series(
     ] = "UTC",
 ) -> KpiEventSeries:
     require_role(info, Role.ANALYST)
-    try:
-        series = await info.context.services.analytics.series(
-            kpi_id, start=from_, end=to, interval=interval, zone=parse_zone(time_zone)
-        )
-    except InvalidQuery as exc:
-        raise bad_input(exc) from None
+    series = await info.context.services.analytics.series(
+        kpi_id, start=from_, end=to, interval=interval, zone=parse_zone(time_zone)
+    )
     return KpiEventSeries.from_domain(series)
 
 
@@ -105,12 +99,9 @@ async def onboarding_funnel(
     ] = 30,
 ) -> OnboardingFunnel:
     require_role(info, Role.ANALYST)
-    try:
-        steps = await info.context.services.analytics.funnel(
-            start=from_, end=to, window_days=conversion_window_days
-        )
-    except InvalidQuery as exc:
-        raise bad_input(exc) from None
+    steps = await info.context.services.analytics.funnel(
+        start=from_, end=to, window_days=conversion_window_days
+    )
     flow = info.context.services.flow
     return OnboardingFunnel.from_domain(
         steps,
@@ -134,12 +125,9 @@ async def analytics_failures(
     ] = True,
 ) -> AnalyticsFailureConnection:
     require_role(info, Role.ADMIN)
-    try:
-        page = await info.context.services.analytics.failures(
-            unresolved_only=unresolved_only, first=first, after=after
-        )
-    except InvalidQuery as exc:
-        raise bad_input(exc) from None
+    page = await info.context.services.analytics.failures(
+        unresolved_only=unresolved_only, first=first, after=after
+    )
     return AnalyticsFailureConnection(
         edges=[
             AnalyticsFailureEdge(cursor=c, node=AnalyticsFailure.from_domain(f))
@@ -157,8 +145,5 @@ async def replay_analytics_failures(
     ] = 100,
 ) -> ReplayAnalyticsFailuresResult:
     require_role(info, Role.ADMIN)
-    try:
-        report = await info.context.services.replay.replay(limit=limit)
-    except InvalidQuery as exc:
-        raise bad_input(exc) from None
+    report = await info.context.services.replay.replay(limit=limit)
     return ReplayAnalyticsFailuresResult.from_domain(report)

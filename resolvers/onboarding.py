@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import strawberry
-from graphql import GraphQLError
 
-from app.errors import AuthenticationFailed, RateLimited, UserFacingError
+from app.errors import RateLimited, UserFacingError
 from app.services.onboarding import parse_complete_step
 from resolvers.context import Info
+from resolvers.permissions import signed_in
 from schema.errors import to_graphql_error
 from schema.types import (
     CompleteOnboardingStepInput,
@@ -29,10 +29,7 @@ def onboarding_flow(info: Info) -> OnboardingFlow:
 
 
 async def my_onboarding_progress(info: Info) -> OnboardingProgress:
-    try:
-        principal = info.context.authenticate()
-    except AuthenticationFailed as exc:
-        raise GraphQLError(exc.message, extensions={"code": "UNAUTHENTICATED"}) from None
+    principal = signed_in(info)
     progress = await info.context.services.queries.progress(principal.user_id)
     return OnboardingProgress.from_domain(progress)
 

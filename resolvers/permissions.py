@@ -7,7 +7,7 @@ from enum import StrEnum
 from graphql import GraphQLError
 
 from app.auth import Principal
-from app.errors import AuthenticationFailed, InvalidQuery
+from app.errors import AuthenticationFailed
 from resolvers.context import Info
 
 
@@ -39,7 +39,3 @@ def require_role(info: Info, role: Role) -> Principal:
     if role not in granted:
         raise GraphQLError(f"This needs the '{role.value}' role.", extensions={"code": "FORBIDDEN"})
     return principal
-
-
-def bad_input(exc: InvalidQuery) -> GraphQLError:
-    return GraphQLError(exc.message, extensions={"code": "BAD_USER_INPUT"})

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.dao.onboarding import completions, events, failures, progress, rollups
+from app.dao.onboarding import completions, event_row, events, failures, progress, rollups
 from app.services.analytics import KpiEventRecord
 from models.types import UTCDateTime
 
@@ -313,17 +313,7 @@ class AnalyticsDao:
         """Insert the completion's event unless it exists; return the id that is stored."""
         stmt = (
             self._insert(events)
-            .values(
-                id=event.id,
-                completion_id=event.completion_id,
-                kpi_id=event.kpi_id,
-                user_id=event.user_id,
-                step=event.step,
-                source=event.source,
-                metadata=event.metadata,
-                occurred_at=event.occurred_at,
-                recorded_at=recorded_at,
-            )
+            .values(event_row(event, recorded_at))
             .on_conflict_do_nothing(index_elements=[events.c.completion_id])
             .returning(events.c.id)
         )

@@ -55,6 +55,21 @@ class CompletionRow:
     completed_at: datetime
 
 
+def event_row(event: KpiEventRecord, recorded_at: datetime) -> dict[str, Any]:
+    """The kpi_events row for an event."""
+    return {
+        "id": event.id,
+        "completion_id": event.completion_id,
+        "kpi_id": event.kpi_id,
+        "user_id": event.user_id,
+        "step": event.step,
+        "source": event.source,
+        "metadata": event.metadata,
+        "occurred_at": event.occurred_at,
+        "recorded_at": recorded_at,
+    }
+
+
 class OnboardingDao:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -164,19 +179,7 @@ class OnboardingDao:
         await self._conn.execute(stmt)
 
     async def insert_kpi_event(self, event: KpiEventRecord, *, recorded_at: datetime) -> None:
-        await self._conn.execute(
-            events.insert().values(
-                id=event.id,
-                completion_id=event.completion_id,
-                kpi_id=event.kpi_id,
-                user_id=event.user_id,
-                step=event.step,
-                source=event.source,
-                metadata=event.metadata,
-                occurred_at=event.occurred_at,
-                recorded_at=recorded_at,
-            )
-        )
+        await self._conn.execute(events.insert().values(event_row(event, recorded_at)))
 
     async def bump_rollup(self, event: KpiEventRecord) -> None:
         """Count the event in its 15-minute slot; same transaction as the event itself."""

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.dao.analytics import AnalyticsDao, EventFilter, FailureRow
 from app.errors import InvalidQuery
-from app.kpi import KPI_DEFINITIONS, KpiId, OnboardingFlow
+from app.kpi import KpiId, OnboardingFlow
 from app.services.analytics import ROLLUP_SLOT, KpiEventRecord, rollup_slot
 from app.services.funnel import MAX_CONVERSION_WINDOW_DAYS, FunnelStep, funnel_from_counts
 from app.services.onboarding import Progress, progress_of
@@ -231,6 +231,3 @@ class AnalyticsQueries:
         async with self._engine.connect() as conn:
             found = await AnalyticsDao(conn).progress_of_users(user_ids)
         return [progress_of(self._flow, found.get(u, [])) for u in user_ids]
-
-    def kpi_definitions(self) -> list[tuple[object, list[int]]]:
-        return [(d, self._flow.steps_for(d.id)) for d in KPI_DEFINITIONS.values()]
