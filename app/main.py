@@ -22,6 +22,7 @@ from starlette.routing import Route
 from app.auth import TokenCodec, resolve_secret
 from app.config import Settings
 from app.db import create_engine
+from app.drivers import create_driver
 from app.graphql import GraphQLView, build_schema
 from app.http import BodySizeLimitMiddleware, RequestIdMiddleware
 from app.kpi import DEFAULT_FLOW, OnboardingFlow
@@ -46,11 +47,16 @@ def create_app(
     settings = settings or Settings()
     configure_logging(fmt=settings.resolved_log_format, level=settings.log_level)
     engine = create_engine(settings)
+    driver = create_driver(
+        engine.url,
+        busy_timeout_ms=settings.db_busy_timeout_ms,
+        pool_size=settings.db_pool_size + settings.db_max_overflow,
+    )
     metrics = Metrics()
     services = Services(
-        processor=OnboardingProcessor(engine, flow=flow, metrics=metrics),
+        processor=OnboardingProcessor(driver, flow=flow, metrics=metrics),
         replay=ReplayProcessor(engine, flow=flow, metrics=metrics),
-        queries=OnboardingQueries(engine, flow=flow),
+        queries=OnboardingQueries(driver, flow=flow),
         analytics=AnalyticsQueries(engine, flow=flow),
         tokens=TokenCodec(settings, resolve_secret(settings)),
         flow=flow,
@@ -88,6 +94,7 @@ def create_app(
             yield
         finally:
             await services.rate_limiter.close()
+            await driver.close()
             await engine.dispose()
 
     app = Starlette(
@@ -120,6 +127,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.driver = driver
     app.state.metrics = metrics
     app.state.services = services
     return app

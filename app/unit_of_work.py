@@ -8,7 +8,6 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
-from app.dao.onboarding import OnboardingDao
 from app.db import SQLITE_WRITE
 
 
@@ -31,7 +30,6 @@ class UnitOfWork:
             await conn.close()
             raise
         self._conn = conn
-        self.onboarding = OnboardingDao(conn)
         return self
 
     async def __aexit__(

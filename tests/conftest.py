@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 
 from app.auth import TokenCodec
 from app.config import Settings
+from app.drivers import Driver
 from app.kpi import DEFAULT_FLOW, OnboardingFlow
 from app.main import create_app
 from tests.databases import (
@@ -121,6 +122,12 @@ async def app(settings: Settings, flow: OnboardingFlow) -> AsyncIterator[Starlet
 def engine(app: Starlette) -> AsyncEngine:
     engine: AsyncEngine = app.state.engine
     return engine
+
+
+@pytest.fixture
+def driver(app: Starlette) -> Driver:
+    driver: Driver = app.state.driver
+    return driver
 
 
 @pytest.fixture

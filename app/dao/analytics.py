@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.dao.onboarding import completions, event_row, events, failures, progress, rollups
+from app.dao.tables import completions, event_row, events, failures, progress, rollups
 from app.services.analytics import KpiEventRecord
 from models.types import UTCDateTime
 

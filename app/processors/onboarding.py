@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from app.dao.onboarding import CompletionRow, OnboardingDao
+from app.dao import onboarding as dao
+from app.dao.onboarding import CompletionRow
+from app.dao.sql import Script, StatementFailed, savepoint
+from app.drivers import Driver
 from app.errors import (
     AnalyticsEventBuildError,
     AnalyticsEventError,
@@ -41,7 +41,6 @@ from app.logging import get_logger
 from app.metrics import Metrics
 from app.services.analytics import KpiEventRecord, build_kpi_event, event_payload
 from app.services.onboarding import CompleteStepCommand, Progress, check_eligibility, progress_of
-from app.unit_of_work import UnitOfWork
 
 OPERATION = "completeOnboardingStep"
 log = get_logger(__name__)
@@ -104,82 +103,88 @@ class OnboardingProcessor:
     ``UserFacingError``; any database failure becomes ``PersistenceFailure`` with nothing
     committed. Metrics for answers are counted by the caller; this class counts KPI
     events and analytics failures, once their transaction has committed.
+
+    The transaction is a script (``app.dao.sql``): the driver runs it in one go, on a
+    writer thread for SQLite or statement by statement on asyncpg.
     """
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        driver: Driver,
         *,
         flow: OnboardingFlow,
         metrics: Metrics,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        self._engine = engine
+        self._driver = driver
         self._flow = flow
         self._metrics = metrics
         self._clock = clock
 
     async def complete_step(self, user_id: str, command: CompleteStepCommand) -> CompletionOutcome:
         try:
-            outcome, analytics = await self._complete_in_transaction(user_id, command)
+            outcome, analytics = await self._driver.transaction(
+                self._complete_in_transaction(user_id, command)
+            )
         except UserFacingError as exc:
             log.info("completion.rejected", user_id=user_id, step=command.step, code=exc.code)
             raise
-        except (SQLAlchemyError, OSError) as exc:
+        except StatementFailed as exc:
             log.error("completion.persist_failed", user_id=user_id, step=command.step, exc_info=exc)
-            raise PersistenceFailure(retryable=_is_retryable(exc)) from exc
+            raise PersistenceFailure(retryable=not exc.permanent) from exc
         self._after_commit(user_id, outcome, analytics)
         return outcome
 
-    async def _complete_in_transaction(
+    def _complete_in_transaction(
         self, user_id: str, command: CompleteStepCommand
-    ) -> tuple[CompletionOutcome, _AnalyticsResult | None]:
+    ) -> Script[tuple[CompletionOutcome, _AnalyticsResult | None]]:
         fingerprint = command.fingerprint()
-        async with UnitOfWork(self._engine) as uow:
-            dao = uow.onboarding
-            completed = await dao.lock_progress(user_id, now=self._clock())
-            # Read the clock once the user's row is ours: one user's completions then get
-            # increasing times, whatever order their requests arrived in.
-            now = self._clock()
-            claimed = await dao.claim_key(
-                user_id=user_id,
-                operation=OPERATION,
-                key=command.idempotency_key,
-                fingerprint=fingerprint,
-                now=now,
+        completed = yield from dao.lock_progress(user_id, now=self._clock())
+        # Read the clock once the user's row is ours: one user's completions then get
+        # increasing times, whatever order their requests arrived in.
+        now = self._clock()
+        claimed = yield from dao.claim_key(
+            user_id=user_id,
+            operation=OPERATION,
+            key=command.idempotency_key,
+            fingerprint=fingerprint,
+            now=now,
+        )
+        if not claimed:
+            stored = yield from dao.find_key(
+                user_id=user_id, operation=OPERATION, key=command.idempotency_key
             )
-            if not claimed:
-                return await self._replay(dao, user_id, command, fingerprint), None
+            assert stored is not None  # the claim just found it, under the user's lock
+            return _replay(stored, fingerprint), None
 
-            check_eligibility(self._flow, command.step, completed)
-            completion = await dao.insert_completion(
-                user_id=user_id,
-                step=command.step,
-                source=command.source,
-                metadata=command.metadata,
-                idempotency_key=command.idempotency_key,
-                completed_at=now,
-            )
-            if completion is None:  # lost a race the progress lock did not see
-                raise StepNotEligible(command.step, StepNotEligibleReason.ALREADY_COMPLETED)
-            progress = progress_of(self._flow, [*completed, command.step])
-            await dao.update_progress(user_id=user_id, steps=progress.completed_steps, now=now)
+        check_eligibility(self._flow, command.step, completed)
+        completion = yield from dao.insert_completion(
+            user_id=user_id,
+            step=command.step,
+            source=command.source,
+            metadata=command.metadata,
+            idempotency_key=command.idempotency_key,
+            completed_at=now,
+        )
+        if completion is None:  # lost a race the progress lock did not see
+            raise StepNotEligible(command.step, StepNotEligibleReason.ALREADY_COMPLETED)
+        progress = progress_of(self._flow, [*completed, command.step])
+        yield from dao.update_progress(user_id, steps=progress.completed_steps, now=now)
 
-            analytics = await self._record_analytics(uow, completion, now=now)
-            outcome = CompletionOutcome(
-                step=command.step,
-                completed_at=now,
-                progress=progress,
-                analytics_status=analytics.status,
-                event=analytics.event,
-            )
-            await dao.store_response(
-                user_id=user_id,
-                operation=OPERATION,
-                key=command.idempotency_key,
-                response=outcome.to_json(),
-            )
-            await uow.commit()
+        analytics = yield from self._record_analytics(completion, now=now)
+        outcome = CompletionOutcome(
+            step=command.step,
+            completed_at=now,
+            progress=progress,
+            analytics_status=analytics.status,
+            event=analytics.event,
+        )
+        yield from dao.store_response(
+            user_id=user_id,
+            operation=OPERATION,
+            key=command.idempotency_key,
+            response=outcome.to_json(),
+        )
         return outcome, analytics
 
     async def stored_answer(
@@ -190,29 +195,19 @@ class OnboardingProcessor:
         Lets a retry get its original answer even when a new submission would be refused
         (for example by the rate limit): retrying never costs the client its answer.
         """
-        async with self._engine.connect() as conn:
-            stored = await OnboardingDao(conn).find_key(
-                user_id=user_id, operation=OPERATION, key=command.idempotency_key
+        try:
+            stored = await self._driver.read(
+                dao.find_key(user_id=user_id, operation=OPERATION, key=command.idempotency_key)
             )
+        except StatementFailed as exc:
+            raise PersistenceFailure(retryable=not exc.permanent) from exc
         if stored is None or stored.response is None or stored.fingerprint != command.fingerprint():
             return None
         return CompletionOutcome.from_json(stored.response, replayed=True)
 
-    async def _replay(
-        self, dao: OnboardingDao, user_id: str, command: CompleteStepCommand, fingerprint: str
-    ) -> CompletionOutcome:
-        stored = await dao.get_key(
-            user_id=user_id, operation=OPERATION, key=command.idempotency_key
-        )
-        if stored.fingerprint != fingerprint:
-            raise IdempotencyConflict(IdempotencyConflictReason.KEY_REUSED_WITH_DIFFERENT_INPUT)
-        if stored.response is None:
-            raise IdempotencyConflict(IdempotencyConflictReason.REQUEST_IN_PROGRESS)
-        return CompletionOutcome.from_json(stored.response, replayed=True)
-
-    async def _record_analytics(
-        self, uow: UnitOfWork, completion: CompletionRow, *, now: datetime
-    ) -> _AnalyticsResult:
+    def _record_analytics(
+        self, completion: CompletionRow, *, now: datetime
+    ) -> Script[_AnalyticsResult]:
         step = self._flow.get(completion.step)
         assert step is not None  # eligibility checked it
         if step.kpi_id is None:
@@ -233,19 +228,16 @@ class OnboardingProcessor:
             failure = exc
         else:
             try:
-                async with uow.savepoint():
-                    await uow.onboarding.insert_kpi_event(event, recorded_at=now)
-                    await uow.onboarding.bump_rollup(event)
-            except SQLAlchemyError as exc:
-                if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                yield from savepoint(_write_event(event, recorded_at=now))
+            except StatementFailed as exc:
+                if exc.connection_lost:
                     raise  # the connection is gone: nothing can be committed, not even a record
-                orig = exc.orig if isinstance(exc, DBAPIError) else exc
-                failure = AnalyticsEventWriteError(f"{type(orig).__name__}: {orig}")
-                failure.__cause__ = exc
+                failure = AnalyticsEventWriteError(str(exc))
+                failure.__cause__ = exc.orig
             else:
                 return _AnalyticsResult(AnalyticsStatus.RECORDED, event=event)
 
-        failure_id = await uow.onboarding.insert_analytics_failure(
+        failure_id = yield from dao.insert_analytics_failure(
             completion_id=completion.id,
             stage=failure.stage.value,
             error_type=type(failure.__cause__ or failure).__name__,
@@ -291,10 +283,14 @@ class OnboardingProcessor:
             )
 
 
-def _is_retryable(exc: BaseException) -> bool:
-    """Only a request the database refuses on its merits would fail the same way again.
+def _write_event(event: KpiEventRecord, *, recorded_at: datetime) -> Script[None]:
+    yield from dao.insert_kpi_event(event, recorded_at=recorded_at)
+    yield from dao.bump_rollup(event)
 
-    Connection loss, a refused connection, lock time-outs and pool exhaustion all go
-    away on their own, and nothing was committed, so the client should retry.
-    """
-    return not isinstance(exc, IntegrityError | DataError)
+
+def _replay(stored: dao.StoredKey, fingerprint: str) -> CompletionOutcome:
+    if stored.fingerprint != fingerprint:
+        raise IdempotencyConflict(IdempotencyConflictReason.KEY_REUSED_WITH_DIFFERENT_INPUT)
+    if stored.response is None:
+        raise IdempotencyConflict(IdempotencyConflictReason.REQUEST_IN_PROGRESS)
+    return CompletionOutcome.from_json(stored.response, replayed=True)

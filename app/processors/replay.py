@@ -16,6 +16,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.dao.analytics import AnalyticsDao
+from app.dao.onboarding import bump_rollup
+from app.dao.sql import StatementFailed, run_on_connection
 from app.errors import AnalyticsEventBuildError, AnalyticsFailureStage, InvalidQuery
 from app.kpi import OnboardingFlow
 from app.logging import get_logger
@@ -95,9 +97,9 @@ class ReplayProcessor:
                 async with uow.savepoint():
                     event_id = await dao.insert_event_if_absent(event, recorded_at=now)
                     if event_id == event.id:
-                        await uow.onboarding.bump_rollup(event)
-            except (AnalyticsEventBuildError, DBAPIError) as exc:
-                error = str(exc.orig) if isinstance(exc, DBAPIError) else exc.message
+                        await run_on_connection(uow.connection, bump_rollup(event))
+            except (AnalyticsEventBuildError, DBAPIError, StatementFailed) as exc:
+                error = exc.message if isinstance(exc, AnalyticsEventBuildError) else _cause(exc)
                 await dao.record_failed_attempt(
                     failure_id,
                     stage=stage.value,
@@ -115,3 +117,8 @@ class ReplayProcessor:
             self._metrics.kpi_events.labels(kpi_id=event.kpi_id).inc()
         log.info("analytics.failure_resolved", failure_id=failure_id, event_id=event_id)
         return True
+
+
+def _cause(exc: DBAPIError | StatementFailed) -> str:
+    """The driver's own message: what the database said, without SQLAlchemy's wrapping."""
+    return str(exc.orig)

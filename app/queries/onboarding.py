@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from app.dao.onboarding import OnboardingDao
+from app.dao.onboarding import read_progress
+from app.drivers import Driver
 from app.kpi import OnboardingFlow
 from app.services.onboarding import Progress, progress_of
 
 
 class OnboardingQueries:
-    def __init__(self, engine: AsyncEngine, *, flow: OnboardingFlow) -> None:
-        self._engine = engine
+    def __init__(self, driver: Driver, *, flow: OnboardingFlow) -> None:
+        self._driver = driver
         self._flow = flow
 
     async def progress(self, user_id: str) -> Progress:
-        async with self._engine.connect() as conn:
-            completed = await OnboardingDao(conn).read_progress(user_id)
+        # A database failure here is unexpected for a query: the client gets the masked
+        # INTERNAL_SERVER_ERROR with the request id; the log gets the driver's error.
+        completed = await self._driver.read(read_progress(user_id))
         return progress_of(self._flow, completed)

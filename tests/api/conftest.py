@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.drivers import Driver
 from app.kpi import OnboardingFlow
 from app.metrics import Metrics
 from app.processors.onboarding import OnboardingProcessor
@@ -19,11 +19,11 @@ Record = Callable[..., Awaitable[None]]
 
 
 @pytest.fixture
-def record(engine: AsyncEngine, flow: OnboardingFlow) -> Record:
+def record(driver: Driver, flow: OnboardingFlow) -> Record:
     """Complete a step through the real processor, at a chosen server time."""
 
     async def complete(user: str, step: int, at: datetime, source: str = "web") -> None:
-        processor = OnboardingProcessor(engine, flow=flow, metrics=Metrics(), clock=lambda: at)
+        processor = OnboardingProcessor(driver, flow=flow, metrics=Metrics(), clock=lambda: at)
         await processor.complete_step(user, CompleteStepCommand(step, new_key(), source, {}))
 
     return complete

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.dao.analytics import AnalyticsDao
-from app.dao.onboarding import events
+from app.dao.tables import events
 from app.kpi import OnboardingFlow
 from app.services.funnel import funnel
 from tests.api.conftest import Record, query

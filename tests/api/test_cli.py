@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.auth import TokenCodec, resolve_secret
 from app.cli import main
 from app.config import Settings
+from app.drivers import create_driver
 from app.graphql import export_sdl
 from app.kpi import DEFAULT_FLOW
 from app.metrics import Metrics
@@ -82,13 +83,15 @@ def test_replay_failures_command_resolves_recorded_failures(
 
     async def record_a_failed_event() -> None:
         engine = create_async_engine(url)
+        driver = create_driver(engine.url, busy_timeout_ms=5000, pool_size=1)
         try:
             await break_event_writes(engine)
-            processor = OnboardingProcessor(engine, flow=DEFAULT_FLOW, metrics=Metrics())
+            processor = OnboardingProcessor(driver, flow=DEFAULT_FLOW, metrics=Metrics())
             await processor.complete_step("cli-user", CompleteStepCommand(1, new_key(), "web", {}))
             async with engine.begin() as conn:
                 await conn.execute(text("DROP TRIGGER refuse_kpi_events"))
         finally:
+            await driver.close()
             await engine.dispose()
 
     asyncio.run(record_a_failed_event())

@@ -1,0 +1,203 @@
+"""Plain SQL for the hot path, run straight on the database driver.
+
+The write path (and the progress read) is a handful of statements per request; going
+through SQLAlchemy's statement building and the aiosqlite thread hop per statement cost
+several times the database work itself (bench/RESULTS.md). So these statements are
+written once, as SQL text with ``:name`` parameters that means the same on SQLite and
+PostgreSQL, and the code that uses them is a *transaction script*: a generator that
+yields ``Query`` objects and receives their rows. It never touches a connection, so
+one script runs unchanged on
+
+- ``app.drivers.SqliteDriver``: the whole transaction in one hop to a writer thread
+  that owns a plain ``sqlite3`` connection;
+- ``app.drivers.PostgresDriver``: an asyncpg connection, one await per statement;
+- ``run_on_connection``: any SQLAlchemy ``AsyncConnection`` (the replay job, tests).
+
+A statement that fails is thrown back into the script as ``StatementFailed`` at the
+``yield`` that ran it, so a script can catch it (the analytics-event SAVEPOINT does);
+if the script does not, the driver rolls the transaction back and raises it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+T = TypeVar("T")
+
+_PARAMETER = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
+
+
+class Fetch(Enum):
+    NOTHING = "nothing"
+    ONE = "one"  # the first row, or None
+    ALL = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """SQL text with ``:name`` parameters, rendered once for each driver's style."""
+
+    sql: str
+    names: tuple[str, ...]
+    numbered: str  # PostgreSQL's $1, $2, ...
+
+    @classmethod
+    def of(cls, sql: str) -> Statement:
+        sql = " ".join(sql.split())
+        names: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in names:
+                names.append(name)
+            return f"${names.index(name) + 1}"
+
+        numbered = _PARAMETER.sub(number, sql)
+        return cls(sql=sql, names=tuple(names), numbered=numbered)
+
+    def __call__(self, fetch: Fetch = Fetch.NOTHING, **params: Any) -> Query:
+        missing = set(self.names) - params.keys()
+        if missing:
+            raise TypeError(f"missing SQL parameters: {sorted(missing)}")
+        return Query(self, params, fetch)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    statement: Statement
+    params: Mapping[str, Any]
+    fetch: Fetch
+
+    def sqlite_params(self) -> dict[str, Any]:
+        return {name: _sqlite_value(self.params[name]) for name in self.statement.names}
+
+    def numbered_params(self) -> tuple[Any, ...]:
+        return tuple(self.params[name] for name in self.statement.names)
+
+
+#: A transaction script (or a part of one): yields queries, receives their results
+#: (``None``, a row tuple or ``None``, or a list of rows), and returns a ``T``.
+Script = Generator[Query, Any, T]
+
+
+def _sqlite_value(value: Any) -> Any:
+    """What SQLAlchemy stores on SQLite, so rows written here sort and compare with rows
+    written through it: DateTime as naive UTC text always with microseconds, Uuid as
+    32 hex digits."""
+    if isinstance(value, uuid.UUID):
+        return value.hex
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
+class StatementFailed(Exception):
+    """A statement (or BEGIN/COMMIT) failed in the driver; ``orig`` is the driver's error.
+
+    ``permanent``: the database refused the statement on its merits (a constraint, bad
+    data), so retrying the same request fails again. ``connection_lost``: nothing more
+    can run on this connection, not even a rollback to a savepoint.
+    """
+
+    def __init__(self, orig: BaseException, *, permanent: bool, connection_lost: bool) -> None:
+        super().__init__(f"{type(orig).__name__}: {orig}")
+        self.orig = orig
+        self.permanent = permanent
+        self.connection_lost = connection_lost
+
+
+BEGIN_SAVEPOINT = Statement.of("SAVEPOINT hot_path")
+RELEASE_SAVEPOINT = Statement.of("RELEASE SAVEPOINT hot_path")
+ROLLBACK_TO_SAVEPOINT = Statement.of("ROLLBACK TO SAVEPOINT hot_path")
+
+
+def savepoint(body: Script[T]) -> Script[T]:
+    """Run ``body`` inside a SAVEPOINT: if a statement fails, undo ``body``'s writes
+    (the rest of the transaction stays) and re-raise ``StatementFailed``."""
+    yield BEGIN_SAVEPOINT()
+    try:
+        result = yield from body
+    except StatementFailed as exc:
+        if not exc.connection_lost:
+            yield ROLLBACK_TO_SAVEPOINT()
+            yield RELEASE_SAVEPOINT()
+        raise
+    yield RELEASE_SAVEPOINT()
+    return result
+
+
+def drive(script: Script[T], execute: Callable[[Query], Any]) -> T:
+    """Run a script with a synchronous ``execute`` that raises ``StatementFailed``."""
+    result: Any = None
+    error: StatementFailed | None = None
+    while True:
+        try:
+            query = script.send(result) if error is None else script.throw(error)
+        except StopIteration as stop:
+            value: T = stop.value
+            return value
+        result, error = None, None
+        try:
+            result = execute(query)
+        except StatementFailed as exc:
+            error = exc
+
+
+async def drive_async(script: Script[T], execute: Callable[[Query], Awaitable[Any]]) -> T:
+    """``drive`` for an asynchronous ``execute``."""
+    result: Any = None
+    error: StatementFailed | None = None
+    while True:
+        try:
+            query = script.send(result) if error is None else script.throw(error)
+        except StopIteration as stop:
+            value: T = stop.value
+            return value
+        result, error = None, None
+        try:
+            result = await execute(query)
+        except StatementFailed as exc:
+            error = exc
+
+
+async def run_on_connection(conn: AsyncConnection, script: Script[T]) -> T:
+    """Run a script inside a SQLAlchemy connection's current transaction."""
+    postgres = conn.dialect.name == "postgresql"
+
+    async def execute(query: Query) -> Any:
+        sql, params = (
+            (query.statement.numbered, query.numbered_params())
+            if postgres
+            else (query.statement.sql, query.sqlite_params())
+        )
+        try:
+            result = await conn.exec_driver_sql(sql, params)
+        except DBAPIError as exc:
+            raise StatementFailed(
+                exc.orig or exc,
+                permanent=isinstance(exc, IntegrityError | DataError),
+                connection_lost=exc.connection_invalidated,
+            ) from exc
+        return fetch(query.fetch, result)
+
+    return await drive_async(script, execute)
+
+
+def fetch(mode: Fetch, cursor: Any) -> Any:
+    if mode is Fetch.ONE:
+        row = cursor.fetchone()
+        return tuple(row) if row is not None else None
+    if mode is Fetch.ALL:
+        return [tuple(row) for row in cursor.fetchall()]
+    return None
