@@ -1,9 +1,7 @@
 """Run the hot path's transaction scripts (``app.dao.sql``) on the plain database driver.
 
-- SQLite: one writer thread owns one ``sqlite3`` connection and runs each transaction
-  start to finish in a single hop from the event loop (``BEGIN IMMEDIATE``, so writers
-  queue here instead of spinning in SQLite's busy handler); a reader thread with its
-  own connection serves reads, which WAL lets run beside the writer.
+- SQLite: one ``sqlite3`` connection used on the event loop itself, each transaction
+  run start to finish without a thread hop (see ``SqliteDriver``).
 - PostgreSQL: an asyncpg pool of its own (no pre-ping round trips; a broken connection
   is dropped by the pool when it is released).
 
@@ -15,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
@@ -58,70 +54,74 @@ def _sqlite_error(exc: sqlite3.Error) -> StatementFailed:
     )
 
 
-class _SqliteThread:
-    """One thread, one connection: sqlite3 objects never cross threads."""
-
-    def __init__(self, path: str, *, name: str, busy_timeout_ms: int) -> None:
-        self._path = path
-        self._busy_timeout_ms = busy_timeout_ms
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self._local = threading.local()
-
-    def connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            # isolation_level=None: the driver never opens transactions behind our back.
-            conn = sqlite3.connect(
-                self._path,
-                isolation_level=None,
-                timeout=self._busy_timeout_ms / 1000,
-                cached_statements=256,
-            )
-            for pragma in (
-                "PRAGMA journal_mode=WAL",
-                "PRAGMA synchronous=NORMAL",
-                "PRAGMA foreign_keys=ON",
-                f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}",
-            ):
-                conn.execute(pragma)
-            self._local.conn = conn
-        return conn
-
-    def execute(self, query: Query) -> Any:
-        try:
-            cursor = self.connection().execute(query.statement.sql, query.sqlite_params())
-            return fetch(query.fetch, cursor)
-        except sqlite3.Error as exc:
-            raise _sqlite_error(exc) from exc
-
-    async def run(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    def close_connection(self) -> None:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-
-    async def close(self) -> None:
-        await self.run(self.close_connection)
-        self._executor.shutdown()
+def _is_busy(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
 
 
 class SqliteDriver:
+    """One ``sqlite3`` connection, used directly on the event loop.
+
+    A transaction runs start to finish without yielding to the loop, so it never
+    interleaves with another: the process needs no lock and no thread, and SQLite's
+    work (a few point writes, tens of microseconds) costs no thread hop and no GIL
+    hand-over. The one wait that can be long, another process holding the write lock,
+    is taken asynchronously: ``BEGIN IMMEDIATE`` is tried without SQLite's blocking
+    busy handler and retried with backoff until ``busy_timeout_ms``.
+    """
+
     def __init__(self, path: str, *, busy_timeout_ms: int) -> None:
-        self._writer = _SqliteThread(path, name="sqlite-writer", busy_timeout_ms=busy_timeout_ms)
-        self._reader = _SqliteThread(path, name="sqlite-reader", busy_timeout_ms=busy_timeout_ms)
+        self._path = path
+        self._busy_timeout = busy_timeout_ms / 1000
+        self._conn: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            # isolation_level=None: the driver never opens transactions behind our back.
+            conn = sqlite3.connect(
+                self._path, isolation_level=None, timeout=0, cached_statements=256
+            )
+            try:
+                for pragma in (
+                    "PRAGMA journal_mode=WAL",
+                    "PRAGMA synchronous=NORMAL",
+                    "PRAGMA foreign_keys=ON",
+                ):
+                    conn.execute(pragma)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def _execute(self, query: Query) -> Any:
+        assert self._conn is not None
+        try:
+            return fetch(
+                query.fetch, self._conn.execute(query.statement.sql, query.sqlite_params())
+            )
+        except sqlite3.Error as exc:
+            raise _sqlite_error(exc) from exc
+
+    async def _begin(self) -> sqlite3.Connection:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._busy_timeout
+        delay = 0.001
+        while True:
+            try:
+                conn = self._connection()
+                conn.execute("BEGIN IMMEDIATE")
+                return conn
+            except sqlite3.Error as exc:
+                if not _is_busy(exc) or loop.time() + delay > deadline:
+                    raise _sqlite_error(exc) from exc
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     async def transaction(self, script: Script[T]) -> T:
-        result: T = await self._writer.run(self._transaction, script)
-        return result
-
-    def _transaction(self, script: Script[T]) -> T:
-        conn = self._writer.connection()
+        conn = await self._begin()
+        # From here to COMMIT nothing awaits: no other request can run in between.
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            result = drive(script, self._writer.execute)
+            result = drive(script, self._execute)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback(conn)
@@ -137,12 +137,17 @@ class SqliteDriver:
             conn.execute("ROLLBACK")
 
     async def read(self, script: Script[T]) -> T:
-        result: T = await self._reader.run(drive, script, self._reader.execute)
-        return result
+        # WAL readers never wait for the writer; each statement is its own snapshot.
+        try:
+            self._connection()
+        except sqlite3.Error as exc:
+            raise _sqlite_error(exc) from exc
+        return drive(script, self._execute)
 
     async def close(self) -> None:
-        await self._writer.close()
-        await self._reader.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------

@@ -105,7 +105,7 @@ class OnboardingProcessor:
     events and analytics failures, once their transaction has committed.
 
     The transaction is a script (``app.dao.sql``): the driver runs it in one go, on a
-    writer thread for SQLite or statement by statement on asyncpg.
+    SQLite connection without leaving the event loop, or statement by statement on asyncpg.
     """
 
     def __init__(
