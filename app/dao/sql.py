@@ -33,7 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 T = TypeVar("T")
 
-_PARAMETER = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
+# a quoted string (left alone) or a :name parameter (not a ::cast)
+_PARAMETER = re.compile(r"'(?:[^']|'')*'|(?<!:):([a-z_][a-z0-9_]*)")
 
 
 class Fetch(Enum):
@@ -57,6 +58,8 @@ class Statement:
 
         def number(match: re.Match[str]) -> str:
             name = match.group(1)
+            if name is None:
+                return match.group(0)
             if name not in names:
                 names.append(name)
             return f"${names.index(name) + 1}"
@@ -65,10 +68,7 @@ class Statement:
         return cls(sql=sql, names=tuple(names), numbered=numbered)
 
     def __call__(self, fetch: Fetch = Fetch.NOTHING, **params: Any) -> Query:
-        missing = set(self.names) - params.keys()
-        if missing:
-            raise TypeError(f"missing SQL parameters: {sorted(missing)}")
-        return Query(self, params, fetch)
+        return Query(self, params, fetch)  # a missing parameter fails as a KeyError
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +89,15 @@ class Query:
 Script = Generator[Query, Any, T]
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _sqlite_value(value: Any) -> Any:
     """What SQLAlchemy stores on SQLite, so rows written here sort and compare with rows
     written through it: DateTime as naive UTC text always with microseconds, Uuid as
     32 hex digits."""
+    if value.__class__ in _PLAIN:
+        return value
     if isinstance(value, uuid.UUID):
         return value.hex
     if isinstance(value, datetime):
@@ -195,9 +200,9 @@ async def run_on_connection(conn: AsyncConnection, script: Script[T]) -> T:
 
 
 def fetch(mode: Fetch, cursor: Any) -> Any:
+    """Rows as the driver gives them (tuples, or records that index and unpack alike)."""
     if mode is Fetch.ONE:
-        row = cursor.fetchone()
-        return tuple(row) if row is not None else None
+        return cursor.fetchone()
     if mode is Fetch.ALL:
-        return [tuple(row) for row in cursor.fetchall()]
+        return cursor.fetchall()
     return None

@@ -1,0 +1,79 @@
+"""The SQLite driver runs transactions on the event loop: waiting for another process's
+write lock must not stall other requests, and WAL checkpoints happen off the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import Settings
+from app.drivers import SqliteDriver
+from tests.conftest import TEST_SECRET, Api, count, new_key
+
+
+@pytest.fixture
+def settings(tmp_path: Path, sqlite_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path, database_url=sqlite_url, jwt_secret=TEST_SECRET, db_busy_timeout_ms=5000
+    )
+
+
+def _database_file(tmp_path: Path) -> Path:
+    return tmp_path / "test.sqlite3"
+
+
+async def test_a_write_waits_for_another_writer_while_other_requests_are_served(
+    api: Api, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    # given another process holding the write lock
+    blocker = sqlite3.connect(_database_file(tmp_path), isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        completion = asyncio.create_task(api.complete(1, user="waiting", key=new_key()))
+        await asyncio.sleep(0.2)
+        # when other users read while that completion waits for the lock
+        progress = await api.execute(
+            "{ myOnboardingProgress { completedSteps } }",
+            headers={"Authorization": f"Bearer {api.tokens.mint('reader')}"},
+        )
+        assert progress == {"data": {"myOnboardingProgress": {"completedSteps": []}}}
+        assert not completion.done()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+    # then, once the lock is released, the waiting completion is recorded
+    result = await asyncio.wait_for(completion, timeout=5)
+    assert result["__typename"] == "CompleteOnboardingStepSuccess"
+    assert await count(engine, "step_completions", "user_id = 'waiting'") == 1
+    assert await count(engine, "kpi_events", "user_id = 'waiting'") == 1
+
+
+async def test_wal_is_checkpointed_into_the_database_file_in_the_background(
+    api: Api, driver: SqliteDriver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(SqliteDriver, "CHECKPOINT_EVERY", 3)
+    database = _database_file(tmp_path)
+
+    def rows_in_the_database_file() -> int:
+        # immutable=1 reads the main file only, ignoring the WAL: what a checkpoint copied
+        conn = sqlite3.connect(f"file:{database}?immutable=1", uri=True)
+        try:
+            (rows,) = conn.execute("SELECT count(*) FROM step_completions").fetchone()
+        finally:
+            conn.close()
+        return int(rows)
+
+    for user in ("a", "b"):
+        await api.complete(1, user=user, key=new_key())
+    assert rows_in_the_database_file() == 0  # still only in the WAL
+
+    await api.complete(1, user="c", key=new_key())  # the third commit starts a checkpoint
+    checkpoint = driver._checkpoint
+    assert checkpoint is not None
+    await asyncio.wait_for(checkpoint, timeout=5)
+    assert rows_in_the_database_file() == 3
