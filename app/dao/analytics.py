@@ -11,12 +11,10 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     and_,
-    bindparam,
     column,
     func,
     literal,
     select,
-    text,
     tuple_,
     union_all,
     update,
@@ -25,7 +23,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.dao.onboarding import completions, event_row, events, failures, progress, rollups
+from app.dao.funnel_rollup import funnel_rollups
+from app.dao.onboarding import (
+    completions,
+    event_row,
+    events,
+    failures,
+    progress,
+    rollups,
+)
 from app.services.analytics import KpiEventRecord
 from models.types import UTCDateTime
 
@@ -198,66 +204,66 @@ class AnalyticsDao:
 
     # -- funnel ---------------------------------------------------------------------------
 
-    async def funnel_counts(
-        self, start: datetime, end: datetime, *, window_days: int
-    ) -> list[tuple[int, int, float | None]]:
-        """(step, users, median seconds from the previous step) for the cohort whose step 1
-        is in [start, end), counting a step reached within ``window_days`` of step 1.
+    async def funnel_histogram(
+        self, blocks: Sequence[tuple[int, datetime, datetime]], *, window_days: int
+    ) -> dict[tuple[int, int], int]:
+        """Users per (step, gap bucket) in the given cohort blocks, within the window.
 
-        Computed in the database (one pass, window functions for the median) so that no
-        per-user rows travel to Python. ``app.services.funnel`` is the reference
-        definition that a test holds this query to.
+        ``blocks`` are (span_hours, first, end) from ``app.services.funnel.cohort_plan``;
+        they travel as a VALUES list joined to the rollup's primary key (span_hours,
+        cohort_start, ...), so each is one index range and the database does the sums.
         """
-        if self._postgres:
-            gap = "EXTRACT(EPOCH FROM (c.completed_at - p.completed_at))"
-            within = "c.completed_at <= cohort.started_at + make_interval(days => :days)"
-        else:
-            gap = "(julianday(c.completed_at) - julianday(p.completed_at)) * 86400.0"
-            within = "julianday(c.completed_at) <= julianday(cohort.started_at) + :days"
-        stmt = text(
-            f"""
-            WITH cohort AS (
-                SELECT user_id, completed_at AS started_at FROM step_completions
-                WHERE step = 1 AND completed_at >= :start AND completed_at < :end
-            ),
-            reached AS (
-                SELECT c.step AS step, {gap} AS gap
-                FROM cohort
-                JOIN step_completions c ON c.user_id = cohort.user_id
-                LEFT JOIN step_completions p ON p.user_id = c.user_id AND p.step = c.step - 1
-                WHERE {within}
-            ),
-            ranked AS (
-                SELECT step, gap,
-                       row_number() OVER (PARTITION BY step ORDER BY gap) AS rn,
-                       count(*) OVER (PARTITION BY step) AS n
-                FROM reached
+        if not blocks:
+            return {}
+        bounds = (
+            values(
+                column("span_hours", Integer()),
+                column("lo", UTCDateTime()),
+                column("hi", UTCDateTime()),
+                name="bounds",
             )
-            SELECT step, max(n) AS users,
-                   avg(CASE WHEN rn IN ((n + 1) / 2, (n + 2) / 2) THEN gap END) AS median
-            FROM ranked GROUP BY step ORDER BY step
-            """  # noqa: S608 - only the two dialect fragments above are interpolated
-        ).bindparams(
-            bindparam("start", start, type_=UTCDateTime()),
-            bindparam("end", end, type_=UTCDateTime()),
-            bindparam("days", window_days, type_=Integer()),
+            .data(list(blocks))
+            .cte("bounds")
         )
-        return [
-            # milliseconds: SQLite's julianday arithmetic is exact to about 0.1 ms
-            (r.step, int(r.users), round(float(r.median), 3) if r.median is not None else None)
-            for r in await self._conn.execute(stmt)
-        ]
+        stmt = (
+            select(
+                funnel_rollups.c.step, funnel_rollups.c.gap_bucket, func.sum(funnel_rollups.c.users)
+            )
+            .select_from(bounds)
+            .join(
+                funnel_rollups,
+                and_(
+                    funnel_rollups.c.span_hours == bounds.c.span_hours,
+                    funnel_rollups.c.cohort_start >= bounds.c.lo,
+                    funnel_rollups.c.cohort_start < bounds.c.hi,
+                ),
+            )
+            .where(funnel_rollups.c.days_to_reach <= window_days)
+            .group_by(funnel_rollups.c.step, funnel_rollups.c.gap_bucket)
+        )
+        return {(int(r[0]), int(r[1])): int(r[2]) for r in await self._conn.execute(stmt)}
 
     async def cohort_completions(
         self, start: datetime, end: datetime
     ) -> list[tuple[str, int, datetime]]:
         """(user, step, completed_at) of every user whose step 1 is in [start, end)."""
+        return await self.cohorts_completions([(start, end)])
+
+    async def cohorts_completions(
+        self, ranges: Sequence[tuple[datetime, datetime]]
+    ) -> list[tuple[str, int, datetime]]:
+        """(user, step, completed_at) of every user whose step 1 is in one of the ranges;
+        one index range scan of (step, completed_at) per range (UNION ALL)."""
+        if not ranges:
+            return []
         first = completions.alias("first")
-        stmt = (
+        parts = [
             select(completions.c.user_id, completions.c.step, completions.c.completed_at)
             .join(first, and_(first.c.user_id == completions.c.user_id, first.c.step == 1))
             .where(first.c.completed_at >= start, first.c.completed_at < end)
-        )
+            for start, end in ranges
+        ]
+        stmt = parts[0] if len(parts) == 1 else union_all(*parts)
         return [(r[0], r[1], r[2]) for r in await self._conn.execute(stmt)]
 
     # -- progress (DataLoader batch) --------------------------------------------------------

@@ -4,8 +4,8 @@ One transaction per submission:
 
 1. lock the user's progress row and claim the idempotency key (atomically);
    a known key answers with the stored result instead;
-2. check eligibility, insert the completion, update progress: any failure here
-   rolls everything back, so no completion and no event;
+2. check eligibility, insert the completion, update progress, count it in the funnel
+   rollup: any failure here rolls everything back, so no completion and no event;
 3. inside a SAVEPOINT, build and insert the KPI event (and count it in its rollup
    slot); if that fails, roll back to
    the savepoint and write an analytics-failure record instead, so the completion
@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.dao.funnel_rollup import count_completion_in_funnel
 from app.dao.onboarding import CompletionRow, OnboardingDao
 from app.errors import (
     AnalyticsEventBuildError,
@@ -164,6 +165,13 @@ class OnboardingProcessor:
                 raise StepNotEligible(command.step, StepNotEligibleReason.ALREADY_COMPLETED)
             progress = progress_of(self._flow, [*completed, command.step])
             await dao.update_progress(user_id=user_id, steps=progress.completed_steps, now=now)
+            # Funnel rollup: counts completions, not KPI events, so it goes with the
+            # completion, outside the analytics SAVEPOINT. An event that fails is replayed
+            # later without touching the funnel (already counted here, exactly once); a
+            # failure here rolls the whole completion back, so the two never disagree.
+            await count_completion_in_funnel(
+                uow.connection, user_id=user_id, step=command.step, completed_at=now
+            )
 
             analytics = await self._record_analytics(uow, completion, now=now)
             outcome = CompletionOutcome(
