@@ -131,6 +131,19 @@ class AnalyticsDao:
         total: int = (await self._conn.execute(stmt)).scalar_one()
         return total
 
+    async def rollup_total(
+        self, kpi_ids: Sequence[str] | None, start: datetime | None, end: datetime | None
+    ) -> int:
+        """Events of these KPIs (all when None) in the whole slots starting in [start, end)."""
+        stmt = select(func.coalesce(func.sum(rollups.c.events), 0))
+        if kpi_ids is not None:
+            stmt = stmt.where(rollups.c.kpi_id.in_(list(kpi_ids)))
+        if start is not None:
+            stmt = stmt.where(rollups.c.slot_start >= start)
+        if end is not None:
+            stmt = stmt.where(rollups.c.slot_start < end)
+        return int((await self._conn.execute(stmt)).scalar_one())
+
     async def rollup_slots(
         self, kpi_id: str, start: datetime, end: datetime
     ) -> list[tuple[datetime, int]]:
