@@ -222,39 +222,28 @@ class AnalyticsDao:
     ) -> dict[tuple[int, int], int]:
         """Users per (step, gap bucket) in the given cohort blocks, within the window.
 
-        ``blocks`` are (span_hours, first, end) from ``app.services.funnel.cohort_plan``;
-        they travel as a VALUES list joined to the rollup's primary key (span_hours,
-        cohort_start, ...), so each is one index range and the database does the sums.
+        ``blocks`` are (span_hours, first, end) from ``app.services.funnel.cohort_plan``:
+        one index range of the rollup's primary key (span_hours, cohort_start, ...) each,
+        as UNION ALL branches (joined to a VALUES list instead, PostgreSQL scanned the
+        whole rollup); the database does the sums.
         """
         if not blocks:
             return {}
-        bounds = (
-            values(
-                column("span_hours", Integer()),
-                column("lo", UTCDateTime()),
-                column("hi", UTCDateTime()),
-                name="bounds",
+        r = funnel_rollups.c
+        parts = [
+            select(r.step, r.gap_bucket, r.users).where(
+                r.span_hours == span,
+                r.cohort_start >= first,
+                r.cohort_start < end,
+                r.days_to_reach <= window_days,
             )
-            .data(list(blocks))
-            .cte("bounds")
+            for span, first, end in blocks
+        ]
+        rows = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("blocks")
+        stmt = select(rows.c.step, rows.c.gap_bucket, func.sum(rows.c.users)).group_by(
+            rows.c.step, rows.c.gap_bucket
         )
-        stmt = (
-            select(
-                funnel_rollups.c.step, funnel_rollups.c.gap_bucket, func.sum(funnel_rollups.c.users)
-            )
-            .select_from(bounds)
-            .join(
-                funnel_rollups,
-                and_(
-                    funnel_rollups.c.span_hours == bounds.c.span_hours,
-                    funnel_rollups.c.cohort_start >= bounds.c.lo,
-                    funnel_rollups.c.cohort_start < bounds.c.hi,
-                ),
-            )
-            .where(funnel_rollups.c.days_to_reach <= window_days)
-            .group_by(funnel_rollups.c.step, funnel_rollups.c.gap_bucket)
-        )
-        return {(int(r[0]), int(r[1])): int(r[2]) for r in await self._conn.execute(stmt)}
+        return {(int(x[0]), int(x[1])): int(x[2]) for x in await self._conn.execute(stmt)}
 
     async def cohort_completions(
         self, start: datetime, end: datetime
@@ -265,19 +254,31 @@ class AnalyticsDao:
     async def cohorts_completions(
         self, ranges: Sequence[tuple[datetime, datetime]]
     ) -> list[tuple[str, int, datetime]]:
-        """(user, step, completed_at) of every user whose step 1 is in one of the ranges;
-        one index range scan of (step, completed_at) per range (UNION ALL)."""
+        """(user, step, completed_at) of every user whose step 1 is in one of the ranges.
+
+        Two plain index lookups (the cohort by (step, completed_at), then its users'
+        completions by (user_id, step)) rather than a join, which PostgreSQL may answer
+        with a hash join over every completion.
+        """
         if not ranges:
             return []
-        first = completions.alias("first")
         parts = [
-            select(completions.c.user_id, completions.c.step, completions.c.completed_at)
-            .join(first, and_(first.c.user_id == completions.c.user_id, first.c.step == 1))
-            .where(first.c.completed_at >= start, first.c.completed_at < end)
+            select(completions.c.user_id).where(
+                completions.c.step == 1,
+                completions.c.completed_at >= start,
+                completions.c.completed_at < end,
+            )
             for start, end in ranges
         ]
-        stmt = parts[0] if len(parts) == 1 else union_all(*parts)
-        return [(r[0], r[1], r[2]) for r in await self._conn.execute(stmt)]
+        cohort = parts[0] if len(parts) == 1 else union_all(*parts)
+        user_ids = list((await self._conn.execute(cohort)).scalars())
+        found: list[tuple[str, int, datetime]] = []
+        for at in range(0, len(user_ids), 1000):  # bounded IN lists
+            stmt = select(
+                completions.c.user_id, completions.c.step, completions.c.completed_at
+            ).where(completions.c.user_id.in_(user_ids[at : at + 1000]))
+            found += [(r[0], r[1], r[2]) for r in await self._conn.execute(stmt)]
+        return found
 
     # -- progress (DataLoader batch) --------------------------------------------------------
 
