@@ -19,7 +19,9 @@ last 90 days, without going through the server (no GraphQL call per event):
   ``app.kpi.DEFAULT_FLOW`` (steps 1, 3 and 4): a random version-4 UUID, the completion's
   metadata and source, ``occurred_at = recorded_at = completed_at``;
 - ``kpi_event_rollups``: counts per (KPI, 15-minute UTC slot, shard), computed here from the
-  generated events, with the shard the server would pick (``rollup_shard(event id)``).
+  generated events, with the shard the server would pick (``rollup_shard(event id)``);
+- ``funnel_cohort_rollups``: every completion passed through the server's own rule
+  (``app.services.funnel.funnel_rollup_keys``) and counted.
 
 ``idempotency_keys`` is left empty: no analytics query reads it.
 
@@ -63,6 +65,7 @@ if str(ROOT) not in sys.path:
 
 from app.kpi import DEFAULT_FLOW  # noqa: E402
 from app.services.analytics import ROLLUP_SHARDS, ROLLUP_SLOT  # noqa: E402
+from app.services.funnel import FunnelRollupKey, funnel_rollup_keys  # noqa: E402
 
 DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_EVENTS = 1_000_000
@@ -106,11 +109,21 @@ EVENT_COLUMNS = (
     "recorded_at",
 )
 ROLLUP_COLUMNS = ("kpi_id", "slot_start", "shard", "events")
+FUNNEL_COLUMNS = (
+    "span_hours",
+    "cohort_start",
+    "step",
+    "days_to_reach",
+    "gap_bucket",
+    "shard",
+    "users",
+)
 EXPECTED_COLUMNS = {
     "step_completions": COMPLETION_COLUMNS,
     "onboarding_progress": PROGRESS_COLUMNS,
     "kpi_events": EVENT_COLUMNS,
     "kpi_event_rollups": ROLLUP_COLUMNS,
+    "funnel_cohort_rollups": FUNNEL_COLUMNS,
 }
 
 
@@ -230,6 +243,8 @@ class Rows:
         self.sqlite = sqlite
         self.rng = random.Random(plan.seed + 1)  # noqa: S311 - reproducible data
         self.rollups: Counter[tuple[str, int, int]] = Counter()
+        self.funnel: Counter[FunnelRollupKey] = Counter()
+        self.user_steps: dict[int, dict[int, datetime]] = {}
 
     def time(self, us: int) -> object:
         if self.sqlite:  # SQLAlchemy's SQLite DateTime format: naive UTC, always microseconds
@@ -253,6 +268,11 @@ class Rows:
                 when = self.time(at)
                 key = _dashed(self.uuid()[1])
                 chunk.completions.append((completion_id, uid, step, source, metadata, key, when))
+                # completions come in time order, so the user's earlier steps are known
+                steps = self.user_steps.setdefault(user, {})
+                completed_at = EPOCH_UTC + timedelta(microseconds=at)
+                self.funnel.update(funnel_rollup_keys(steps, step, completed_at) or ())
+                steps[step] = completed_at
                 kpi_id = KPI_OF_STEP.get(step)
                 if kpi_id is None:
                     continue
@@ -288,6 +308,15 @@ class Rows:
                 batch = []
         if batch:
             yield batch
+
+    def funnel_rows(self) -> list[tuple[object, ...]]:
+        def at(moment: datetime) -> object:
+            return self.time((moment - EPOCH_UTC) // timedelta(microseconds=1))
+
+        return [
+            (k.span_hours, at(k.cohort_start), k.step, k.days_to_reach, k.gap_bucket, k.shard, n)
+            for k, n in self.funnel.items()
+        ]
 
     def rollup_rows(self) -> list[tuple[object, ...]]:
         return [
@@ -407,6 +436,7 @@ def load_sqlite(path: Path, plan: Plan) -> tuple[float, float, int]:
             conn.executemany(_insert_sql("onboarding_progress", PROGRESS_COLUMNS), batch)
         rollup_rows = rows.rollup_rows()
         conn.executemany(_insert_sql("kpi_event_rollups", ROLLUP_COLUMNS), rollup_rows)
+        conn.executemany(_insert_sql("funnel_cohort_rollups", FUNNEL_COLUMNS), rows.funnel_rows())
         conn.execute("COMMIT")
         loaded = time.perf_counter() - started
         started = time.perf_counter()
@@ -452,6 +482,9 @@ async def load_postgres(url: str, plan: Plan) -> tuple[float, float, int]:
             rollup_rows = rows.rollup_rows()
             await conn.copy_records_to_table(
                 "kpi_event_rollups", records=rollup_rows, columns=ROLLUP_COLUMNS
+            )
+            await conn.copy_records_to_table(
+                "funnel_cohort_rollups", records=rows.funnel_rows(), columns=FUNNEL_COLUMNS
             )
             await conn.execute(
                 "SELECT setval(pg_get_serial_sequence('step_completions', 'id'), "

@@ -2,6 +2,7 @@
 
 from models.tables import (
     AnalyticsFailure,
+    FunnelCohortRollup,
     IdempotencyKey,
     KpiEvent,
     KpiEventRollup,
@@ -11,6 +12,7 @@ from models.tables import (
 
 __all__ = [
     "AnalyticsFailure",
+    "FunnelCohortRollup",
     "IdempotencyKey",
     "KpiEvent",
     "KpiEventRollup",

@@ -5,6 +5,8 @@
   processor locks so that one user's submissions are serialised on PostgreSQL.
 - ``kpi_events``          one analytics event per completion whose step counts toward a KPI.
 - ``kpi_event_rollups``   event counts per KPI per 15-minute slot, for fast series.
+- ``funnel_cohort_rollups`` users per cohort block, step reached, days to reach it and
+  time from the previous step, for a fast funnel.
 - ``analytics_failures``  one row per completion whose KPI event could not be recorded;
   its payload is enough to rebuild the event later.
 - ``idempotency_keys``    the stored answer to each (user, operation, key).
@@ -89,6 +91,30 @@ class KpiEventRollup(SQLModel, table=True):
     events: int
 
 
+class FunnelCohortRollup(SQLModel, table=True):
+    """Users per (cohort block, step reached, days to reach it, gap bucket), kept in the
+    completion's own transaction (``app.services.funnel.funnel_rollup_keys``).
+
+    Every completion that counts is in one block of each span (1, 4, 16 ... 4096 hours of
+    step-1 time, aligned to the epoch), so a funnel range reads a few blocks per span.
+    ``days_to_reach`` = ceil(days from step 1): reached within W days <=> <= W.
+    ``gap_bucket``: 2 %-wide bucket of the time since the previous step (for medians).
+    ``shard`` spreads the step-1 rows that every sign-up increments (0 for later steps).
+    WITHOUT ROWID on SQLite: the primary key holds the row, so range scans read no table.
+    """
+
+    __tablename__ = "funnel_cohort_rollups"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    span_hours: int = Field(primary_key=True)
+    cohort_start: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
+    step: int = Field(primary_key=True)
+    days_to_reach: int = Field(primary_key=True)
+    gap_bucket: int = Field(primary_key=True)
+    shard: int = Field(primary_key=True)
+    users: int
+
+
 class AnalyticsFailure(SQLModel, table=True):
     __tablename__ = "analytics_failures"
 
@@ -127,6 +153,7 @@ TABLES = (
     OnboardingProgress,
     KpiEvent,
     KpiEventRollup,
+    FunnelCohortRollup,
     AnalyticsFailure,
     IdempotencyKey,
 )

@@ -160,7 +160,10 @@ class FunnelStep:
         description="users / users of the previous step, from 0 to 1; null when that is 0."
     )
     median_seconds_from_previous: float | None = strawberry.field(
-        description="Median time from the previous step to this one, in seconds; null if none."
+        description=(
+            "Median time from the previous step to this one, in seconds; null if none. "
+            "Approximate: within 1 % of the exact median (read from 2 %-wide buckets)."
+        )
     )
 
 

@@ -11,12 +11,10 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     and_,
-    bindparam,
     column,
     func,
     literal,
     select,
-    text,
     tuple_,
     union_all,
     update,
@@ -25,7 +23,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.dao.tables import completions, event_row, events, failures, progress, rollups
+from app.dao.tables import (
+    completions,
+    event_row,
+    events,
+    failures,
+    funnel_rollups,
+    progress,
+    rollups,
+)
 from app.services.analytics import KpiEventRecord
 from models.types import UTCDateTime
 
@@ -125,6 +131,19 @@ class AnalyticsDao:
         total: int = (await self._conn.execute(stmt)).scalar_one()
         return total
 
+    async def rollup_total(
+        self, kpi_ids: Sequence[str] | None, start: datetime | None, end: datetime | None
+    ) -> int:
+        """Events of these KPIs (all when None) in the whole slots starting in [start, end)."""
+        stmt = select(func.coalesce(func.sum(rollups.c.events), 0))
+        if kpi_ids is not None:
+            stmt = stmt.where(rollups.c.kpi_id.in_(list(kpi_ids)))
+        if start is not None:
+            stmt = stmt.where(rollups.c.slot_start >= start)
+        if end is not None:
+            stmt = stmt.where(rollups.c.slot_start < end)
+        return int((await self._conn.execute(stmt)).scalar_one())
+
     async def rollup_slots(
         self, kpi_id: str, start: datetime, end: datetime
     ) -> list[tuple[datetime, int]]:
@@ -198,67 +217,68 @@ class AnalyticsDao:
 
     # -- funnel ---------------------------------------------------------------------------
 
-    async def funnel_counts(
-        self, start: datetime, end: datetime, *, window_days: int
-    ) -> list[tuple[int, int, float | None]]:
-        """(step, users, median seconds from the previous step) for the cohort whose step 1
-        is in [start, end), counting a step reached within ``window_days`` of step 1.
+    async def funnel_histogram(
+        self, blocks: Sequence[tuple[int, datetime, datetime]], *, window_days: int
+    ) -> dict[tuple[int, int], int]:
+        """Users per (step, gap bucket) in the given cohort blocks, within the window.
 
-        Computed in the database (one pass, window functions for the median) so that no
-        per-user rows travel to Python. ``app.services.funnel`` is the reference
-        definition that a test holds this query to.
+        ``blocks`` are (span_hours, first, end) from ``app.services.funnel.cohort_plan``:
+        one index range of the rollup's primary key (span_hours, cohort_start, ...) each,
+        as UNION ALL branches (joined to a VALUES list instead, PostgreSQL scanned the
+        whole rollup); the database does the sums.
         """
-        if self._postgres:
-            gap = "EXTRACT(EPOCH FROM (c.completed_at - p.completed_at))"
-            within = "c.completed_at <= cohort.started_at + make_interval(days => :days)"
-        else:
-            gap = "(julianday(c.completed_at) - julianday(p.completed_at)) * 86400.0"
-            within = "julianday(c.completed_at) <= julianday(cohort.started_at) + :days"
-        stmt = text(
-            f"""
-            WITH cohort AS (
-                SELECT user_id, completed_at AS started_at FROM step_completions
-                WHERE step = 1 AND completed_at >= :start AND completed_at < :end
-            ),
-            reached AS (
-                SELECT c.step AS step, {gap} AS gap
-                FROM cohort
-                JOIN step_completions c ON c.user_id = cohort.user_id
-                LEFT JOIN step_completions p ON p.user_id = c.user_id AND p.step = c.step - 1
-                WHERE {within}
-            ),
-            ranked AS (
-                SELECT step, gap,
-                       row_number() OVER (PARTITION BY step ORDER BY gap) AS rn,
-                       count(*) OVER (PARTITION BY step) AS n
-                FROM reached
+        if not blocks:
+            return {}
+        r = funnel_rollups.c
+        parts = [
+            select(r.step, r.gap_bucket, r.users).where(
+                r.span_hours == span,
+                r.cohort_start >= first,
+                r.cohort_start < end,
+                r.days_to_reach <= window_days,
             )
-            SELECT step, max(n) AS users,
-                   avg(CASE WHEN rn IN ((n + 1) / 2, (n + 2) / 2) THEN gap END) AS median
-            FROM ranked GROUP BY step ORDER BY step
-            """  # noqa: S608 - only the two dialect fragments above are interpolated
-        ).bindparams(
-            bindparam("start", start, type_=UTCDateTime()),
-            bindparam("end", end, type_=UTCDateTime()),
-            bindparam("days", window_days, type_=Integer()),
-        )
-        return [
-            # milliseconds: SQLite's julianday arithmetic is exact to about 0.1 ms
-            (r.step, int(r.users), round(float(r.median), 3) if r.median is not None else None)
-            for r in await self._conn.execute(stmt)
+            for span, first, end in blocks
         ]
+        rows = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("blocks")
+        stmt = select(rows.c.step, rows.c.gap_bucket, func.sum(rows.c.users)).group_by(
+            rows.c.step, rows.c.gap_bucket
+        )
+        return {(int(x[0]), int(x[1])): int(x[2]) for x in await self._conn.execute(stmt)}
 
     async def cohort_completions(
         self, start: datetime, end: datetime
     ) -> list[tuple[str, int, datetime]]:
         """(user, step, completed_at) of every user whose step 1 is in [start, end)."""
-        first = completions.alias("first")
-        stmt = (
-            select(completions.c.user_id, completions.c.step, completions.c.completed_at)
-            .join(first, and_(first.c.user_id == completions.c.user_id, first.c.step == 1))
-            .where(first.c.completed_at >= start, first.c.completed_at < end)
-        )
-        return [(r[0], r[1], r[2]) for r in await self._conn.execute(stmt)]
+        return await self.cohorts_completions([(start, end)])
+
+    async def cohorts_completions(
+        self, ranges: Sequence[tuple[datetime, datetime]]
+    ) -> list[tuple[str, int, datetime]]:
+        """(user, step, completed_at) of every user whose step 1 is in one of the ranges.
+
+        Two plain index lookups (the cohort by (step, completed_at), then its users'
+        completions by (user_id, step)) rather than a join, which PostgreSQL may answer
+        with a hash join over every completion.
+        """
+        if not ranges:
+            return []
+        parts = [
+            select(completions.c.user_id).where(
+                completions.c.step == 1,
+                completions.c.completed_at >= start,
+                completions.c.completed_at < end,
+            )
+            for start, end in ranges
+        ]
+        cohort = parts[0] if len(parts) == 1 else union_all(*parts)
+        user_ids = list((await self._conn.execute(cohort)).scalars())
+        found: list[tuple[str, int, datetime]] = []
+        for at in range(0, len(user_ids), 1000):  # bounded IN lists
+            stmt = select(
+                completions.c.user_id, completions.c.step, completions.c.completed_at
+            ).where(completions.c.user_id.in_(user_ids[at : at + 1000]))
+            found += [(r[0], r[1], r[2]) for r in await self._conn.execute(stmt)]
+        return found
 
     # -- progress (DataLoader batch) --------------------------------------------------------
 

@@ -10,6 +10,7 @@ from sqlalchemy import Table
 from app.services.analytics import KpiEventRecord
 from models import (
     AnalyticsFailure,
+    FunnelCohortRollup,
     IdempotencyKey,
     KpiEvent,
     KpiEventRollup,
@@ -29,6 +30,7 @@ events = _table(KpiEvent)
 failures = _table(AnalyticsFailure)
 keys = _table(IdempotencyKey)
 rollups = _table(KpiEventRollup)
+funnel_rollups = _table(FunnelCohortRollup)
 
 
 def event_row(event: KpiEventRecord, recorded_at: datetime) -> dict[str, Any]:

@@ -4,8 +4,8 @@ One transaction per submission:
 
 1. lock the user's progress row and claim the idempotency key (atomically);
    a known key answers with the stored result instead;
-2. check eligibility, insert the completion, update progress: any failure here
-   rolls everything back, so no completion and no event;
+2. check eligibility, insert the completion, update progress, count it in the funnel
+   rollup: any failure here rolls everything back, so no completion and no event;
 3. inside a SAVEPOINT, build and insert the KPI event (and count it in its rollup
    slot); if that fails, roll back to
    the savepoint and write an analytics-failure record instead, so the completion
@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from app.dao import onboarding as dao
+from app.dao.funnel_rollup import count_completion_in_funnel
 from app.dao.onboarding import CompletionRow
 from app.dao.sql import Script, StatementFailed, savepoint
 from app.drivers import Driver
@@ -170,6 +171,11 @@ class OnboardingProcessor:
             raise StepNotEligible(command.step, StepNotEligibleReason.ALREADY_COMPLETED)
         progress = progress_of(self._flow, [*completed, command.step])
         yield from dao.update_progress(user_id, steps=progress.completed_steps, now=now)
+        # Funnel rollup: counts completions, not KPI events, so it goes with the
+        # completion, outside the analytics SAVEPOINT. An event that fails is replayed
+        # later without touching the funnel (already counted here, exactly once); a
+        # failure here rolls the whole completion back, so the two never disagree.
+        yield from count_completion_in_funnel(user_id=user_id, step=command.step, completed_at=now)
 
         analytics = yield from self._record_analytics(completion, now=now)
         outcome = CompletionOutcome(

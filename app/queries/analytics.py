@@ -8,6 +8,7 @@ import bisect
 import json
 import re
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +21,13 @@ from app.dao.analytics import AnalyticsDao, EventFilter, FailureRow
 from app.errors import InvalidQuery
 from app.kpi import KpiId, OnboardingFlow
 from app.services.analytics import ROLLUP_SLOT, KpiEventRecord, rollup_slot
-from app.services.funnel import MAX_CONVERSION_WINDOW_DAYS, FunnelStep, funnel_from_counts
+from app.services.funnel import (
+    MAX_CONVERSION_WINDOW_DAYS,
+    FunnelStep,
+    cohort_plan,
+    funnel_from_histogram,
+    user_reaches,
+)
 from app.services.onboarding import Progress, progress_of
 from app.services.series import Bucket, TimeInterval, buckets
 
@@ -162,7 +169,24 @@ class AnalyticsQueries:
     async def count_events(self, where: EventFilter) -> int:
         check_filter(where)
         async with self._engine.connect() as conn:
-            return await AnalyticsDao(conn).count_events(where)
+            dao = AnalyticsDao(conn)
+            if where.user_id is not None or where.step is not None or where.source is not None:
+                return await dao.count_events(where)
+            # Only KPI ids and/or a time range: whole 15-minute slots from the rollup, the
+            # slots cut by `from`/`to` from the raw events (count(*) is linear on PostgreSQL).
+            low, high = where.occurred_from, where.occurred_to
+            whole_from = _ceil_slot(low) if low is not None else None
+            whole_to = rollup_slot(high) if high is not None else None
+            if whole_from is not None and whole_to is not None and whole_from >= whole_to:
+                return await dao.count_events(where)  # within one slot or two
+            total = await dao.rollup_total(where.kpi_ids, whole_from, whole_to)
+            for edge_from, edge_to in ((low, whole_from), (whole_to, high)):
+                if edge_from is not None and edge_to is not None and edge_from < edge_to:
+                    edge = EventFilter(
+                        kpi_ids=where.kpi_ids, occurred_from=edge_from, occurred_to=edge_to
+                    )
+                    total += await dao.count_events(edge)
+            return total
 
     async def series(
         self,
@@ -208,9 +232,22 @@ class AnalyticsQueries:
             raise InvalidQuery(
                 f"conversionWindowDays must be between 1 and {MAX_CONVERSION_WINDOW_DAYS}"
             )
+        # Whole cohort blocks from the rollup; the partial hours at the ends of the range
+        # from the raw completions, through the same rule the rollup was written with.
+        blocks, raw_ranges = cohort_plan(start, end)
         async with self._engine.connect() as conn:
-            counts = await AnalyticsDao(conn).funnel_counts(start, end, window_days=window_days)
-        return funnel_from_counts(self._flow, counts)
+            dao = AnalyticsDao(conn)
+            histogram = await dao.funnel_histogram(blocks, window_days=window_days)
+            raw = await dao.cohorts_completions(raw_ranges)
+        users: dict[str, dict[int, datetime]] = defaultdict(dict)
+        for user_id, step, completed_at in raw:
+            users[user_id][step] = completed_at
+        for steps in users.values():
+            for reach in user_reaches(steps):
+                if reach.days_to_reach <= window_days:
+                    key = (reach.step, reach.gap_bucket)
+                    histogram[key] = histogram.get(key, 0) + 1
+        return funnel_from_histogram(self._flow, histogram)
 
     async def failures(
         self, *, unresolved_only: bool, first: int | None, after: str | None
