@@ -18,11 +18,15 @@ from typing import Any, Protocol, TypeVar
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import URL
 
-from app.dao.sql import Fetch, Query, Script, StatementFailed, drive, drive_async, fetch
+from app.dao.sql import Fetch, Query, Script, StatementFailed, drive, drive_async, rows_of
 from app.logging import get_logger
 
 T = TypeVar("T")
 log = get_logger(__name__)
+
+#: Errors raised while binding a value (a naive datetime, an int beyond 64 bits): the
+#: database refused nothing, but the statement cannot run; reported like bad data.
+_BIND_ERRORS = (ValueError, TypeError, OverflowError, KeyError)
 
 
 class Driver(Protocol):
@@ -37,27 +41,23 @@ class Driver(Protocol):
     async def close(self) -> None: ...
 
 
-def create_driver(url: URL, *, busy_timeout_ms: int, pool_size: int) -> Driver:
+def create_driver(
+    url: URL, *, busy_timeout_ms: int, pool_size: int, pool_timeout_seconds: float = 10
+) -> Driver:
     if url.get_backend_name() == "sqlite":
         if not url.database or url.database == ":memory:":
             raise ValueError("SQLite needs a database file (the hot path opens its own)")
         return SqliteDriver(url.database, busy_timeout_ms=busy_timeout_ms)
-    return PostgresDriver(url, pool_size=pool_size)
+    return PostgresDriver(url, pool_size=pool_size, pool_timeout_seconds=pool_timeout_seconds)
 
 
 # --- SQLite ----------------------------------------------------------------------------------
 
 
-def _sqlite_error(exc: sqlite3.Error) -> StatementFailed:
-    return StatementFailed(
-        exc,
-        permanent=isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError),
-        connection_lost=False,
-    )
-
-
 def _is_busy(exc: sqlite3.Error) -> bool:
-    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+    # the primary code: SQLITE_BUSY_RECOVERY, _SNAPSHOT ... are busy too
+    code: int | None = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_BUSY
 
 
 class SqliteDriver:
@@ -83,10 +83,13 @@ class SqliteDriver:
         self._path = path
         self._busy_timeout = busy_timeout_ms / 1000
         self._conn: sqlite3.Connection | None = None
+        self._closed = False
         self._commits = 0
         self._checkpoint: asyncio.Future[None] | None = None
 
     def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise RuntimeError("the SQLite driver is closed")
         if self._conn is None:
             # isolation_level=None: the driver never opens transactions behind our back.
             conn = sqlite3.connect(
@@ -106,14 +109,21 @@ class SqliteDriver:
             self._conn = conn
         return self._conn
 
+    def _error(self, exc: BaseException) -> StatementFailed:
+        return StatementFailed(
+            exc,
+            permanent=isinstance(exc, (sqlite3.IntegrityError, sqlite3.DataError, *_BIND_ERRORS)),
+            # SQLite rolls the whole transaction back by itself on some errors (a full
+            # disk, I/O errors, out of memory): then no savepoint is left to return to.
+            transaction_lost=self._conn is None or not self._conn.in_transaction,
+        )
+
     def _execute(self, query: Query) -> Any:
-        assert self._conn is not None
+        conn = self._connection()
         try:
-            return fetch(
-                query.fetch, self._conn.execute(query.statement.sql, query.sqlite_params())
-            )
-        except sqlite3.Error as exc:
-            raise _sqlite_error(exc) from exc
+            return rows_of(query.fetch, conn.execute(query.statement.sql, query.sqlite_params()))
+        except (sqlite3.Error, *_BIND_ERRORS) as exc:
+            raise self._error(exc) from exc
 
     async def _begin(self) -> sqlite3.Connection:
         loop = asyncio.get_running_loop()
@@ -126,7 +136,7 @@ class SqliteDriver:
                 return conn
             except sqlite3.Error as exc:
                 if not _is_busy(exc) or loop.time() + delay > deadline:
-                    raise _sqlite_error(exc) from exc
+                    raise self._error(exc) from exc
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
 
@@ -137,8 +147,9 @@ class SqliteDriver:
             result = drive(script, self._execute)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
+            failure = self._error(exc)
             self._rollback(conn)
-            raise _sqlite_error(exc) from exc
+            raise failure from exc
         except BaseException:
             self._rollback(conn)
             raise
@@ -146,6 +157,18 @@ class SqliteDriver:
         if self._commits % self.CHECKPOINT_EVERY == 0:
             self._start_checkpoint()
         return result
+
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        """Roll back; if even that fails, drop the connection (a new one starts clean)
+        rather than leave every later BEGIN failing inside a dead transaction."""
+        if not conn.in_transaction:
+            return
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            log.error("sqlite.rollback_failed", error=repr(exc))
+            conn.close()
+            self._conn = None
 
     def _start_checkpoint(self) -> None:
         if self._checkpoint is None or self._checkpoint.done():
@@ -159,20 +182,16 @@ class SqliteDriver:
         finally:
             conn.close()
 
-    @staticmethod
-    def _rollback(conn: sqlite3.Connection) -> None:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-
     async def read(self, script: Script[T]) -> T:
         # WAL readers never wait for the writer; each statement is its own snapshot.
         try:
             self._connection()
         except sqlite3.Error as exc:
-            raise _sqlite_error(exc) from exc
+            raise self._error(exc) from exc
         return drive(script, self._execute)
 
     async def close(self) -> None:
+        self._closed = True
         if self._checkpoint is not None:
             await asyncio.wait([self._checkpoint])
         if self._conn is not None:
@@ -187,28 +206,16 @@ def _log_checkpoint_failure(done: asyncio.Future[None]) -> None:
 
 # --- PostgreSQL ------------------------------------------------------------------------------
 
-_CONNECTION_LOST = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CannotConnectNowError,
-    ConnectionError,
-    OSError,
-)
-
-
-def _postgres_error(exc: BaseException) -> StatementFailed:
-    return StatementFailed(
-        exc,
-        permanent=isinstance(exc, asyncpg.IntegrityConstraintViolationError | asyncpg.DataError),
-        connection_lost=isinstance(exc, _CONNECTION_LOST),
-    )
+#: What asyncpg and the socket raise when the server or the network goes away.
+_DISCONNECTS = (asyncpg.PostgresConnectionError, ConnectionError, OSError)
+_POSTGRES_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, *_DISCONNECTS)
 
 
 class PostgresDriver:
-    def __init__(self, url: URL, *, pool_size: int) -> None:
+    def __init__(self, url: URL, *, pool_size: int, pool_timeout_seconds: float) -> None:
         self._dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._pool_size = pool_size
+        self._pool_timeout = pool_timeout_seconds
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
 
@@ -220,36 +227,47 @@ class PostgresDriver:
                         self._pool = await asyncpg.create_pool(
                             self._dsn, min_size=0, max_size=self._pool_size
                         )
-                    except (asyncpg.PostgresError, *_CONNECTION_LOST) as exc:
-                        raise _postgres_error(exc) from exc
+                    except _POSTGRES_ERRORS as exc:
+                        raise _postgres_error(exc, None) from exc
         return self._pool
 
     async def transaction(self, script: Script[T]) -> T:
-        pool = await self._get_pool()
+        committed = False
         try:
-            async with pool.acquire() as conn:
+            pool = await self._get_pool()
+            async with pool.acquire(timeout=self._pool_timeout) as conn:
                 try:
                     await conn.execute("BEGIN")
-                    result = await drive_async(script, _Executor(conn))
-                    await conn.execute("COMMIT")
+                    result = await drive_async(script, _executor(conn))
+                    status = await conn.execute("COMMIT")
                 except BaseException:
                     if not conn.is_closed() and conn.is_in_transaction():
-                        # On failure the pool's reset on release rolls back, or drops
-                        # the connection: the original error is the one to report.
-                        with contextlib.suppress(asyncpg.PostgresError, *_CONNECTION_LOST):
+                        # If this fails too, the pool's reset on release rolls back or
+                        # drops the connection: the original error is the one to report.
+                        with contextlib.suppress(*_POSTGRES_ERRORS):
                             await conn.execute("ROLLBACK")
                     raise
-        except (asyncpg.PostgresError, *_CONNECTION_LOST) as exc:
-            raise _postgres_error(exc) from exc
+                if status != "COMMIT":  # PostgreSQL answers ROLLBACK to an aborted transaction
+                    raise StatementFailed(
+                        RuntimeError(f"COMMIT answered {status!r}"),
+                        permanent=False,
+                        transaction_lost=True,
+                    )
+                committed = True
+        except _POSTGRES_ERRORS as exc:
+            if not committed:
+                raise _postgres_error(exc, None) from exc
+            # Committed: returning the connection to the pool failed, not the request.
+            log.warning("postgres.release_failed", error=repr(exc))
         return result
 
     async def read(self, script: Script[T]) -> T:
-        pool = await self._get_pool()
         try:
-            async with pool.acquire() as conn:
-                result: T = await drive_async(script, _Executor(conn))
-        except (asyncpg.PostgresError, *_CONNECTION_LOST) as exc:
-            raise _postgres_error(exc) from exc
+            pool = await self._get_pool()
+            async with pool.acquire(timeout=self._pool_timeout) as conn:
+                result: T = await drive_async(script, _executor(conn))
+        except _POSTGRES_ERRORS as exc:
+            raise _postgres_error(exc, None) from exc
         return result
 
     async def close(self) -> None:
@@ -257,18 +275,27 @@ class PostgresDriver:
             await self._pool.close()
 
 
-class _Executor:
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self._conn = conn
+def _postgres_error(exc: BaseException, conn: asyncpg.Connection | None) -> StatementFailed:
+    return StatementFailed(
+        exc,
+        permanent=isinstance(
+            exc, (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError, *_BIND_ERRORS)
+        ),
+        transaction_lost=isinstance(exc, _DISCONNECTS) or (conn is not None and conn.is_closed()),
+    )
 
-    async def __call__(self, query: Query) -> Any:
+
+def _executor(conn: asyncpg.Connection) -> Any:
+    async def execute(query: Query) -> Any:
         sql, args = query.statement.numbered, query.numbered_params()
         try:
             if query.fetch is Fetch.ONE:
-                return await self._conn.fetchrow(sql, *args)
+                return await conn.fetchrow(sql, *args)
             if query.fetch is Fetch.ALL:
-                return await self._conn.fetch(sql, *args)
-            await self._conn.execute(sql, *args)
+                return await conn.fetch(sql, *args)
+            await conn.execute(sql, *args)
             return None
-        except (asyncpg.PostgresError, *_CONNECTION_LOST) as exc:
-            raise _postgres_error(exc) from exc
+        except (*_POSTGRES_ERRORS, *_BIND_ERRORS) as exc:
+            raise _postgres_error(exc, conn) from exc
+
+    return execute

@@ -51,6 +51,7 @@ def create_app(
         engine.url,
         busy_timeout_ms=settings.db_busy_timeout_ms,
         pool_size=settings.db_pool_size + settings.db_max_overflow,
+        pool_timeout_seconds=settings.db_pool_timeout_seconds,
     )
     metrics = Metrics()
     services = Services(
@@ -93,9 +94,11 @@ def create_app(
         try:
             yield
         finally:
-            await services.rate_limiter.close()
-            await driver.close()
-            await engine.dispose()
+            try:
+                await services.rate_limiter.close()
+                await driver.close()
+            finally:
+                await engine.dispose()
 
     app = Starlette(
         routes=[

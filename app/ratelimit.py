@@ -49,15 +49,17 @@ class LocalRateLimiter:
     def __init__(self, limit: int, *, clock: Callable[[], float] = time.time) -> None:
         self._limit = limit
         self._clock = clock
-        self._counts: dict[str, tuple[int, int]] = {}
+        self._window = -1
+        self._counts: dict[str, int] = {}  # requests per user in the current window
 
     async def check(self, user_id: str) -> None:
         window, retry_after = _window(self._clock())
-        seen_window, count = self._counts.get(user_id, (window, 0))
-        count = count + 1 if seen_window == window else 1
-        if len(self._counts) > 100_000:  # forget finished windows now and then
-            self._counts = {u: c for u, c in self._counts.items() if c[0] == window}
-        self._counts[user_id] = (window, count)
+        if window != self._window:
+            # Only the current window counts: forget the finished one whole (O(1); sweeping
+            # a dict of every user of the minute would stall the event loop).
+            self._window, self._counts = window, {}
+        count = self._counts.get(user_id, 0) + 1
+        self._counts[user_id] = count
         if count > self._limit:
             raise RateLimited(retry_after_seconds=retry_after)
 

@@ -8,8 +8,8 @@ PostgreSQL, and the code that uses them is a *transaction script*: a generator t
 yields ``Query`` objects and receives their rows. It never touches a connection, so
 one script runs unchanged on
 
-- ``app.drivers.SqliteDriver``: the whole transaction in one hop to a writer thread
-  that owns a plain ``sqlite3`` connection;
+- ``app.drivers.SqliteDriver``: a plain ``sqlite3`` connection, the whole transaction
+  run on the event loop without a pause;
 - ``app.drivers.PostgresDriver``: an asyncpg connection, one await per statement;
 - ``run_on_connection``: any SQLAlchemy ``AsyncConnection`` (the replay job, tests).
 
@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 T = TypeVar("T")
 
 # a quoted string (left alone) or a :name parameter (not a ::cast)
-_PARAMETER = re.compile(r"'(?:[^']|'')*'|(?<!:):([a-z_][a-z0-9_]*)")
+_PARAMETER = re.compile(r"'(?:[^']|'')*'|(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
 
 
 class Fetch(Enum):
@@ -111,15 +111,16 @@ class StatementFailed(Exception):
     """A statement (or BEGIN/COMMIT) failed in the driver; ``orig`` is the driver's error.
 
     ``permanent``: the database refused the statement on its merits (a constraint, bad
-    data), so retrying the same request fails again. ``connection_lost``: nothing more
-    can run on this connection, not even a rollback to a savepoint.
+    data), so retrying the same request fails again. ``transaction_lost``: the
+    transaction is gone (the connection broke, or SQLite rolled it all back, as it does
+    on a full disk): nothing more can run in it, not even a rollback to a savepoint.
     """
 
-    def __init__(self, orig: BaseException, *, permanent: bool, connection_lost: bool) -> None:
+    def __init__(self, orig: BaseException, *, permanent: bool, transaction_lost: bool) -> None:
         super().__init__(f"{type(orig).__name__}: {orig}")
         self.orig = orig
         self.permanent = permanent
-        self.connection_lost = connection_lost
+        self.transaction_lost = transaction_lost
 
 
 BEGIN_SAVEPOINT = Statement.of("SAVEPOINT hot_path")
@@ -133,10 +134,17 @@ def savepoint(body: Script[T]) -> Script[T]:
     yield BEGIN_SAVEPOINT()
     try:
         result = yield from body
-    except StatementFailed as exc:
-        if not exc.connection_lost:
+    except StatementFailed as failed:
+        if failed.transaction_lost:
+            raise
+        try:
             yield ROLLBACK_TO_SAVEPOINT()
             yield RELEASE_SAVEPOINT()
+        except StatementFailed as undo:
+            # report the first failure, but nothing more may run in this transaction
+            raise StatementFailed(
+                failed.orig, permanent=failed.permanent, transaction_lost=True
+            ) from undo
         raise
     yield RELEASE_SAVEPOINT()
     return result
@@ -146,34 +154,40 @@ def drive(script: Script[T], execute: Callable[[Query], Any]) -> T:
     """Run a script with a synchronous ``execute`` that raises ``StatementFailed``."""
     result: Any = None
     error: StatementFailed | None = None
-    while True:
-        try:
-            query = script.send(result) if error is None else script.throw(error)
-        except StopIteration as stop:
-            value: T = stop.value
-            return value
-        result, error = None, None
-        try:
-            result = execute(query)
-        except StatementFailed as exc:
-            error = exc
+    try:
+        while True:
+            try:
+                query = script.send(result) if error is None else script.throw(error)
+            except StopIteration as stop:
+                value: T = stop.value
+                return value
+            result, error = None, None
+            try:
+                result = execute(query)
+            except StatementFailed as exc:
+                error = exc
+    finally:
+        script.close()  # a script left at a yield by an error runs its own cleanup
 
 
 async def drive_async(script: Script[T], execute: Callable[[Query], Awaitable[Any]]) -> T:
     """``drive`` for an asynchronous ``execute``."""
     result: Any = None
     error: StatementFailed | None = None
-    while True:
-        try:
-            query = script.send(result) if error is None else script.throw(error)
-        except StopIteration as stop:
-            value: T = stop.value
-            return value
-        result, error = None, None
-        try:
-            result = await execute(query)
-        except StatementFailed as exc:
-            error = exc
+    try:
+        while True:
+            try:
+                query = script.send(result) if error is None else script.throw(error)
+            except StopIteration as stop:
+                value: T = stop.value
+                return value
+            result, error = None, None
+            try:
+                result = await execute(query)
+            except StatementFailed as exc:
+                error = exc
+    finally:
+        script.close()
 
 
 async def run_on_connection(conn: AsyncConnection, script: Script[T]) -> T:
@@ -192,14 +206,14 @@ async def run_on_connection(conn: AsyncConnection, script: Script[T]) -> T:
             raise StatementFailed(
                 exc.orig or exc,
                 permanent=isinstance(exc, IntegrityError | DataError),
-                connection_lost=exc.connection_invalidated,
+                transaction_lost=exc.connection_invalidated,
             ) from exc
-        return fetch(query.fetch, result)
+        return rows_of(query.fetch, result)
 
     return await drive_async(script, execute)
 
 
-def fetch(mode: Fetch, cursor: Any) -> Any:
+def rows_of(mode: Fetch, cursor: Any) -> Any:
     """Rows as the driver gives them (tuples, or records that index and unpack alike)."""
     if mode is Fetch.ONE:
         return cursor.fetchone()

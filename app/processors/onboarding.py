@@ -7,9 +7,8 @@ One transaction per submission:
 2. check eligibility, insert the completion, update progress, count it in the funnel
    rollup: any failure here rolls everything back, so no completion and no event;
 3. inside a SAVEPOINT, build and insert the KPI event (and count it in its rollup
-   slot); if that fails, roll back to
-   the savepoint and write an analytics-failure record instead, so the completion
-   still commits and the event can be replayed later;
+   slot); if that fails, roll back to the savepoint and write an analytics-failure
+   record instead, so the completion still commits and the event can be replayed;
 4. store the answer on the key and commit.
 """
 
@@ -155,7 +154,8 @@ class OnboardingProcessor:
             stored = yield from dao.find_key(
                 user_id=user_id, operation=OPERATION, key=command.idempotency_key
             )
-            assert stored is not None  # the claim just found it, under the user's lock
+            if stored is None:  # the claim just saw it, under the user's lock: cannot happen
+                raise PersistenceFailure(retryable=True)
             return _replay(stored, fingerprint), None
 
         check_eligibility(self._flow, command.step, completed)
@@ -236,8 +236,8 @@ class OnboardingProcessor:
             try:
                 yield from savepoint(_write_event(event, recorded_at=now))
             except StatementFailed as exc:
-                if exc.connection_lost:
-                    raise  # the connection is gone: nothing can be committed, not even a record
+                if exc.transaction_lost:
+                    raise  # nothing can be committed any more, not even a failure record
                 failure = AnalyticsEventWriteError(str(exc))
                 failure.__cause__ = exc.orig
             else:

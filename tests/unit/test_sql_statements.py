@@ -6,8 +6,11 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import DateTime, Uuid
+from sqlalchemy.dialects import sqlite
 
 from app.dao.sql import Fetch, Statement
+from models.types import UTCDateTime
 
 
 def test_parameters_are_numbered_in_order_of_first_use() -> None:
@@ -33,6 +36,15 @@ def test_values_are_stored_the_way_sqlalchemy_stores_them_on_sqlite() -> None:
         "n": 3,
         "s": "x",
     }
+    # exactly what SQLAlchemy writes for the models' column types, which the analytics
+    # queries compare and sort as text
+    dialect = sqlite.dialect()
+    as_stored = UTCDateTime().process_bind_param(moment, dialect)
+    stored_time = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    stored_uuid = Uuid(as_uuid=False).dialect_impl(dialect).bind_processor(dialect)
+    assert stored_time is not None and stored_uuid is not None
+    assert query.sqlite_params()["at"] == stored_time(as_stored)
+    assert query.sqlite_params()["id"] == stored_uuid(str(event_id))
     assert query.numbered_params() == (moment, event_id, 3, "x")
 
 
