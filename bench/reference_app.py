@@ -19,9 +19,11 @@ Configured by environment variables:
 
 The transaction, as in ``app/processors/onboarding.py``: upsert and lock the progress
 row, claim the idempotency key (a known key replays the stored answer), check
-eligibility, insert the completion, update progress, SAVEPOINT + insert the KPI event
-(on failure: roll back to it and insert an analytics failure), store the answer on the
-key, commit.
+eligibility, insert the completion, update progress, count it in the funnel rollup,
+SAVEPOINT + insert the KPI event and count it in its 15-minute rollup slot (on failure:
+roll back to it and insert an analytics failure), store the answer on the key, commit.
+The rollup keys come from the app's pure functions (``app.services``), the only app
+code imported here.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from app.services.analytics import rollup_shard, rollup_slot
+from app.services.funnel import funnel_rollup_keys
 
 OPERATION = "completeOnboardingStep"
 TOTAL_STEPS = 4
@@ -195,6 +200,48 @@ def progress_body(completed: list[int]) -> dict[str, Any]:
     }
 
 
+# --- rollups (the same rows the app keeps) ---------------------------------------------------
+
+ROLLUP_SQL = (
+    "INSERT INTO kpi_event_rollups (kpi_id, slot_start, shard, events) VALUES ({}, {}, {}, 1) "
+    "ON CONFLICT (kpi_id, slot_start, shard) DO UPDATE SET events = kpi_event_rollups.events + 1"
+)
+FUNNEL_COLUMNS = "span_hours, cohort_start, step, days_to_reach, gap_bucket, shard"
+
+
+def funnel_sql(rows: int, placeholder: Any) -> str:
+    """The multi-row funnel upsert; ``placeholder(i)`` names the i-th parameter."""
+    values = ", ".join(
+        "(" + ", ".join(placeholder(6 * r + c) for c in range(6)) + ", 1)" for r in range(rows)
+    )
+    table = "funnel_cohort_rollups"
+    conflict = f"ON CONFLICT ({FUNNEL_COLUMNS}) DO UPDATE SET users = {table}.users + 1"
+    return f"INSERT INTO {table} ({FUNNEL_COLUMNS}, users) VALUES {values} {conflict}"  # noqa: S608
+
+
+def funnel_params(keys: list[Any], ts: Any) -> list[Any]:
+    return [
+        value
+        for k in keys
+        for value in (
+            k.span_hours,
+            ts(k.cohort_start),
+            k.step,
+            k.days_to_reach,
+            k.gap_bucket,
+            k.shard,
+        )
+    ]
+
+
+def earlier_steps(rows: list[Any]) -> dict[int, datetime]:
+    out = {}
+    for step, at in rows:
+        moment = datetime.fromisoformat(at) if isinstance(at, str) else at
+        out[step] = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return out
+
+
 # --- SQLite: plain sqlite3, BEGIN IMMEDIATE, one connection ------------------------------------
 
 
@@ -308,6 +355,18 @@ class SqliteStore:
                 "WHERE user_id = ?",
                 (json.dumps(completed), ts, user_id),
             )
+            earlier = {}
+            if step > 1:
+                earlier = earlier_steps(
+                    db.execute(
+                        "SELECT step, completed_at FROM step_completions "
+                        "WHERE user_id = ? AND step < ?",
+                        (user_id, step),
+                    ).fetchall()
+                )
+            keys = funnel_rollup_keys(earlier, step, now)
+            if keys:
+                db.execute(funnel_sql(len(keys), lambda i: "?"), funnel_params(keys, _sqlite_ts))
             event_id = uuid.uuid4()
             event = event_json(str(event_id), row[0], user_id, step, source, metadata)
             if event is not None:
@@ -328,6 +387,14 @@ class SqliteStore:
                             meta_json,
                             ts,
                             ts,
+                        ),
+                    )
+                    db.execute(
+                        ROLLUP_SQL.format("?", "?", "?"),
+                        (
+                            event["kpi_id"],
+                            _sqlite_ts(rollup_slot(now)),
+                            rollup_shard(str(event_id)),
                         ),
                     )
                     db.execute("RELEASE SAVEPOINT kpi_event")
@@ -472,6 +539,21 @@ class PostgresStore:
             now,
             user_id,
         )
+        earlier = {}
+        if step > 1:
+            earlier = earlier_steps(
+                await conn.fetch(
+                    "SELECT step, completed_at FROM step_completions "
+                    "WHERE user_id = $1 AND step < $2",
+                    user_id,
+                    step,
+                )
+            )
+        keys = funnel_rollup_keys(earlier, step, now)
+        if keys:
+            await conn.execute(
+                funnel_sql(len(keys), lambda i: f"${i + 1}"), *funnel_params(keys, lambda t: t)
+            )
         event_id = uuid.uuid4()
         event = event_json(str(event_id), completion_id, user_id, step, source, metadata)
         if event is not None:
@@ -491,6 +573,12 @@ class PostgresStore:
                         meta_json,
                         now,
                         now,
+                    )
+                    await conn.execute(
+                        ROLLUP_SQL.format("$1", "$2", "$3"),
+                        event["kpi_id"],
+                        rollup_slot(now),
+                        rollup_shard(str(event_id)),
                     )
             except asyncpg.PostgresError as exc:
                 await conn.execute(
