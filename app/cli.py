@@ -39,7 +39,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"onboarding-kpi: {exc}", file=sys.stderr)
         return 1
     uvicorn.run(
-        "app.main:create_app",
+        "app.main:create_served_app",
         factory=True,
         host=args.host,
         port=args.port,

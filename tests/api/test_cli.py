@@ -101,3 +101,20 @@ def test_replay_failures_command_resolves_recorded_failures(
     assert capsys.readouterr().out.strip() == "resolved=1 still_failing=0 remaining=0"
     assert main(["replay-failures"]) == 0
     assert capsys.readouterr().out.strip() == "resolved=0 still_failing=0 remaining=0"
+
+
+def test_the_served_app_freezes_its_startup_objects_out_of_the_collector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from app.main import create_served_app
+
+    monkeypatch.setenv("ONBOARDING_KPI_DATABASE_URL", f"sqlite:///{tmp_path / 'gc.sqlite3'}")
+    monkeypatch.setenv("ONBOARDING_KPI_DATA_DIR", str(tmp_path))
+    gc.unfreeze()
+    try:
+        create_served_app()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
