@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import URL
 
-from app.dao.sql import Fetch, Query, Script, StatementFailed, drive, drive_async, rows_of
+from app.dao.sql import Fetch, Query, Script, StatementFailed, drive, drive_async
 from app.logging import get_logger
 
 T = TypeVar("T")
@@ -119,9 +119,13 @@ class SqliteDriver:
         )
 
     def _execute(self, query: Query) -> Any:
-        conn = self._connection()
+        conn = self._conn or self._connection()
         try:
-            return rows_of(query.fetch, conn.execute(query.statement.sql, query.sqlite_params()))
+            cursor = conn.execute(query.statement.sql, query.sqlite_params())
+            fetch = query.fetch
+            if fetch is Fetch.NOTHING:
+                return None
+            return cursor.fetchone() if fetch is Fetch.ONE else cursor.fetchall()
         except (sqlite3.Error, *_BIND_ERRORS) as exc:
             raise self._error(exc) from exc
 

@@ -78,26 +78,27 @@ class Query:
     fetch: Fetch
 
     def sqlite_params(self) -> dict[str, Any]:
-        return {name: _sqlite_value(self.params[name]) for name in self.statement.names}
+        params = self.params
+        return {
+            name: value if (value := params[name]).__class__ in _PLAIN else _sqlite_value(value)
+            for name in self.statement.names
+        }
 
     def numbered_params(self) -> tuple[Any, ...]:
         return tuple(self.params[name] for name in self.statement.names)
 
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})  # bound as they are
 
 #: A transaction script (or a part of one): yields queries, receives their results
 #: (``None``, a row tuple or ``None``, or a list of rows), and returns a ``T``.
 Script = Generator[Query, Any, T]
 
 
-_PLAIN = frozenset({str, int, float, bool, type(None)})
-
-
 def _sqlite_value(value: Any) -> Any:
     """What SQLAlchemy stores on SQLite, so rows written here sort and compare with rows
     written through it: DateTime as naive UTC text always with microseconds, Uuid as
     32 hex digits."""
-    if value.__class__ in _PLAIN:
-        return value
     if isinstance(value, uuid.UUID):
         return value.hex
     if isinstance(value, datetime):

@@ -67,3 +67,16 @@ def test_which_completions_count_and_where() -> None:
     assert [k.span_hours for k in keys] == list(SPAN_HOURS)
     assert {(k.step, k.days_to_reach, k.shard) for k in keys} == {(3, 2, 0)}
     assert all(k.cohort_start <= T < k.cohort_start + timedelta(hours=k.span_hours) for k in keys)
+
+
+def test_one_completions_keys_differ_only_in_span_and_block() -> None:
+    """app.dao.funnel_rollup binds step, days, gap and shard once per completion."""
+    start = datetime(2026, 3, 1, 9, 30, 0, 123456, tzinfo=UTC)
+    for earlier, step, at in (
+        ({}, 1, start),
+        ({1: start}, 2, start + timedelta(days=2, minutes=5)),
+    ):
+        keys = funnel_rollup_keys(earlier, step, at)
+        assert keys is not None
+        assert len({(k.step, k.days_to_reach, k.gap_bucket, k.shard) for k in keys}) == 1
+        assert [k.span_hours for k in keys] == list(SPAN_HOURS)
