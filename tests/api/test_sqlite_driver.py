@@ -93,12 +93,14 @@ async def test_the_wal_starts_over_instead_of_growing_with_every_completion(
     processor = OnboardingProcessor(driver, flow=DEFAULT_FLOW, metrics=Metrics())
     wal = _database_file(tmp_path).with_name("test.sqlite3-wal")
     sizes = []
-    for burst in range(12):  # bursts of back-to-back commits, as under load
-        for i in range(50):
+    for burst in range(12):  # bursts of commits, as under load
+        for i in range(47):  # (not a multiple of 20: every checkpoint starts mid-burst)
             await processor.complete_step(
                 f"w{burst}-{i}", CompleteStepCommand(1, new_key(), "web", {})
             )
-        await asyncio.sleep(0.005)  # the loop turns: checkpoints start and finish
+            await asyncio.sleep(0)  # other requests' turn: a checkpoint can start
+        await asyncio.sleep(0.005)  # a quiet moment: the checkpoint finishes
         sizes.append(wal.stat().st_size)
-    growth_per_completion = (sizes[-1] - sizes[3]) / (50 * 8)
-    assert growth_per_completion < 2_000, sizes
+    # never starting over, 600 completions would take ~30 MB; starting over, the WAL
+    # holds a few bursts at most
+    assert max(sizes) < 8_000_000, sizes
