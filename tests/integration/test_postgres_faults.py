@@ -9,6 +9,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.drivers import Driver
+from app.kpi import DEFAULT_FLOW
+from app.metrics import Metrics
+from app.processors.onboarding import OnboardingProcessor
+from app.services.onboarding import CompleteStepCommand
 from tests.conftest import Api, count, new_key
 from tests.databases import PostgresDatabases
 
@@ -63,3 +68,47 @@ async def test_database_loss_mid_request_is_retryable_and_recovers(
     assert retried["replayed"] is False
     assert await count(engine, "step_completions") == 1
     assert await count(engine, "kpi_events") == 1
+
+
+async def test_a_request_cancelled_mid_transaction_leaves_no_open_transaction(
+    driver: Driver, engine: AsyncEngine, postgres_database: str
+) -> None:
+    # given a completion that is inside its transaction for a while
+    async with engine.begin() as conn:
+        for statement in SLOW_COMPLETIONS:
+            await conn.execute(text(statement))
+    processor = OnboardingProcessor(driver, flow=DEFAULT_FLOW, metrics=Metrics())
+
+    # when the request is cancelled there (a client that went away, a server shutting down)
+    in_flight = asyncio.create_task(
+        processor.complete_step("bob", CompleteStepCommand(1, new_key(), "web", {}))
+    )
+    await asyncio.sleep(0.5)
+    in_flight.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await in_flight
+
+    # then nothing was recorded, no pooled connection sits in an open transaction,
+    # and the next request on the same pool succeeds
+    async def open_transactions() -> int:
+        async with engine.connect() as conn:
+            found = await conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = :db "
+                    "AND state LIKE 'idle in transaction%'"
+                ),
+                {"db": postgres_database},
+            )
+            return int(found.scalar_one())
+
+    for _ in range(50):  # PostgreSQL ends the cancelled statement asynchronously
+        if await open_transactions() == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert await open_transactions() == 0
+    assert await count(engine, "step_completions") == 0
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP TRIGGER slow_completion ON step_completions"))
+    outcome = await processor.complete_step("bob", CompleteStepCommand(1, new_key(), "web", {}))
+    assert outcome.analytics_status.value == "RECORDED"
+    assert await count(engine, "step_completions") == 1
