@@ -9,13 +9,14 @@
 import { userIdProblem } from "../onboarding/validator.js";
 import { dashboardClient, loadDashboardContract, outcomeOf } from "./contract.js";
 import { addDays, browserZone, dateSpan, isZone, parseDate, rangeOf, todayIn } from "./format.js";
-import { DEV_ROLES, DashboardSession, claimsOf } from "./session.js";
+import { Session, claimsOf } from "../onboarding/session.js";
 
 export const DEFAULT_DAYS = 30;
 export const INTERVALS = ["HOUR", "DAY", "WEEK"];
 const DEFAULT_TIMEOUT_MS = 10_000;
 const SESSION_EXPIRED = "Your session has expired. Sign in again to continue.";
 const IDLE = Object.freeze({ status: "idle", data: null, text: null });
+const DEV_ROLES = ["analyst", "admin"]; // app/web.py DEV_ROLES
 
 export function defaultDates(zone, now = Date.now()) {
   const toDate = todayIn(zone, now);
@@ -42,7 +43,7 @@ export class DashboardModule extends EventTarget {
   constructor(host = {}) {
     super();
     this.host = host;
-    this.session = new DashboardSession(host);
+    this.session = new Session(host); // the onboarding page's: same hook, same storage
     this.client = null;
     const timeZone = browserZone();
     this.state = {

@@ -45,14 +45,14 @@ export class Session {
     }
   }
 
-  /** Mint a development token; resolves to null on success or to an error message. */
-  async devSignIn(userId) {
+  /** Mint a development token with these roles; resolves to null or to an error message. */
+  async devSignIn(userId, roles = []) {
     let response;
     try {
       response = await fetch(this.devSignInUrl, {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ userId, roles: [] }),
+        body: JSON.stringify({ userId, roles }),
       });
     } catch {
       return "Could not reach the server. Check your connection and try again.";
@@ -66,13 +66,22 @@ export class Session {
   }
 }
 
-/** The user id (`sub`) inside a JWT, for display only; the server checks the signature. */
-export function userIdOf(token) {
+/** The user id and roles inside a JWT, for display only: the server decides access. */
+export function claimsOf(token) {
   try {
     const base64 = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
     const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
-    return JSON.parse(new TextDecoder().decode(bytes)).sub ?? null;
+    const claims = JSON.parse(new TextDecoder().decode(bytes));
+    const roles = Array.isArray(claims.roles)
+      ? claims.roles.filter((r) => typeof r === "string")
+      : [];
+    return { userId: typeof claims.sub === "string" ? claims.sub : null, roles };
   } catch {
-    return null;
+    return { userId: null, roles: [] };
   }
+}
+
+/** The user id (`sub`) inside a JWT, for display only; the server checks the signature. */
+export function userIdOf(token) {
+  return claimsOf(token).userId;
 }
