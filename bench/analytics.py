@@ -28,7 +28,6 @@ import platform
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -52,6 +51,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import analytics_seed as seeding  # noqa: E402
+from machine import (  # noqa: E402
+    cpu_seconds,
+    free_port,
+    machine_busy_seconds,
+    process_tree,
+    wait_until_quiet,
+)
 
 from app.auth import TokenCodec  # noqa: E402
 from app.config import Settings  # noqa: E402
@@ -65,7 +71,6 @@ PAGE_SIZE = 50
 DEEP_PAGE = 200
 STEP_1_KPI = "onboarding.step_1_completed"
 ENGINE_TITLES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def log(message: str) -> None:
@@ -325,13 +330,6 @@ def normal_id(value: Any) -> str:
 # --- the server -----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class Server:
     def __init__(self, db: Database, folder: Path, secret: str) -> None:
         self.port = free_port()
@@ -383,60 +381,6 @@ class Server:
 
 
 # --- CPU accounting (from /proc) ------------------------------------------------------------------
-
-
-def process_tree(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-            children.setdefault(ppid, []).append(int(entry))
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    return tree
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return total
-
-
-def machine_busy_seconds() -> float:
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    return (sum(values[:8]) - idle) / CLK_TCK
-
-
-def wait_until_quiet(limit: float, threshold: float, own: Callable[[], list[int]]) -> float:
-    """Wait up to ``limit`` s for the rest of the machine to use < ``threshold`` cores."""
-    deadline = time.monotonic() + limit
-    other = 0.0
-    next_note = time.monotonic()
-    while True:
-        busy0, own0, t0 = machine_busy_seconds(), cpu_seconds(own()), time.monotonic()
-        time.sleep(2.0)
-        elapsed = time.monotonic() - t0
-        other = max(0.0, (machine_busy_seconds() - busy0) - (cpu_seconds(own()) - own0))
-        other /= elapsed
-        if other < threshold or time.monotonic() >= deadline:
-            return other
-        if time.monotonic() >= next_note:
-            left = deadline - time.monotonic()
-            log(f"machine busy ({other:.2f} other cores); waiting up to {left:.0f} s more")
-            next_note = time.monotonic() + 30
 
 
 # --- measuring ------------------------------------------------------------------------------------
@@ -652,7 +596,7 @@ def measure(db: Database, args: argparse.Namespace, folder: Path) -> EngineResul
             def own() -> list[int]:
                 return [os.getpid(), *server.pids(), *sql.postgres_backends()]
 
-            other = wait_until_quiet(args.wait_quiet, args.quiet_threshold, own)
+            other = wait_until_quiet(args.wait_quiet, args.quiet_threshold, own, log)
             log(f"{db.engine}: timing {args.runs} runs of {len(cases)} queries")
             samples: dict[str, list[float]] = {c.key: [] for c in cases}
             sizes: dict[str, int] = {}
