@@ -30,6 +30,14 @@ from schema.types import KpiEvent
 
 MAX_FILTER_KPI_IDS = 50
 
+# The paging arguments every connection field takes.
+PageSize = Annotated[
+    int | None, strawberry.argument(description="Page size: default 50, at most 500.")
+]
+PageAfter = Annotated[
+    str | None, strawberry.argument(description="endCursor of the previous page.")
+]
+
 
 def kpi_definitions(info: Info) -> list[KpiDefinition]:
     flow = info.context.services.flow
@@ -41,12 +49,8 @@ async def kpi_events(
     filter: Annotated[
         KpiEventFilter | None, strawberry.argument(description="Which events to return.")
     ] = None,
-    first: Annotated[
-        int | None, strawberry.argument(description="Page size: default 50, at most 500.")
-    ] = None,
-    after: Annotated[
-        str | None, strawberry.argument(description="endCursor of the previous page.")
-    ] = None,
+    first: PageSize = None,
+    after: PageAfter = None,
 ) -> KpiEventConnection:
     require_role(info, Role.ANALYST)
     given = filter or KpiEventFilter()
@@ -114,12 +118,8 @@ async def onboarding_funnel(
 
 async def analytics_failures(
     info: Info,
-    first: Annotated[
-        int | None, strawberry.argument(description="Page size: default 50, at most 500.")
-    ] = None,
-    after: Annotated[
-        str | None, strawberry.argument(description="endCursor of the previous page.")
-    ] = None,
+    first: PageSize = None,
+    after: PageAfter = None,
     unresolved_only: Annotated[
         bool, strawberry.argument(description="Only failures not yet replayed.")
     ] = True,
