@@ -11,7 +11,6 @@ from app.services.analytics import KpiEventRecord
 from models import (
     AnalyticsFailure,
     FunnelCohortRollup,
-    IdempotencyKey,
     KpiEvent,
     KpiEventRollup,
     OnboardingProgress,
@@ -28,7 +27,6 @@ completions = _table(StepCompletion)
 progress = _table(OnboardingProgress)
 events = _table(KpiEvent)
 failures = _table(AnalyticsFailure)
-keys = _table(IdempotencyKey)
 rollups = _table(KpiEventRollup)
 funnel_rollups = _table(FunnelCohortRollup)
 
