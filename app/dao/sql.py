@@ -11,7 +11,7 @@ one script runs unchanged on
 - ``app.drivers.SqliteDriver``: a plain ``sqlite3`` connection, the whole transaction
   run on the event loop without a pause;
 - ``app.drivers.PostgresDriver``: an asyncpg connection, one await per statement;
-- ``run_on_connection``: any SQLAlchemy ``AsyncConnection`` (the replay job, tests).
+- ``run_on_connection``: any SQLAlchemy ``AsyncConnection`` (the replay job).
 
 A statement that fails is thrown back into the script as ``StatementFailed`` at the
 ``yield`` that ran it, so a script can catch it (the analytics-event SAVEPOINT does);
@@ -91,7 +91,8 @@ class Query:
 _PLAIN = frozenset({str, int, float, bool, type(None)})  # bound as they are
 
 #: A transaction script (or a part of one): yields queries, receives their results
-#: (``None``, a row tuple or ``None``, or a list of rows), and returns a ``T``.
+#: (``None``; one row or ``None``; or a list of rows: as the driver gives them, indexable
+#: and unpackable), and returns a ``T``.
 Script = Generator[Query, Any, T]
 
 
