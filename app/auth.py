@@ -7,6 +7,8 @@ import os
 import re
 import secrets
 import tempfile
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +24,9 @@ MAX_USER_ID_LENGTH = 128
 #: Control characters and lone surrogates: no database should be asked to store them.
 _UNSTORABLE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 DEV_SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name, not a secret
+#: Tokens remembered once verified (a few hundred bytes each): a client sends its token
+#: with every request, and checking one costs ~85 µs (PyJWT's key checks, base64, HMAC).
+VERIFIED_TOKENS_KEPT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +73,22 @@ def _publish_private(path: Path, text: str) -> None:
 
 
 class TokenCodec:
+    """Mints and verifies the bearer tokens.
+
+    A token that verified is remembered (the last ``VERIFIED_TOKENS_KEPT``, by token
+    text) with its principal and expiry, so a client's next requests skip the signature
+    check. That is sound because the rest of the check cannot change while this codec
+    lives: the secret, issuer and audience are fixed, and a signed token's claims cannot
+    be altered. Time is the one thing that moves, so expiry is checked on every use.
+    Only valid tokens are kept: filling the cache takes tokens signed with the secret.
+    """
+
     def __init__(self, settings: Settings, secret: str) -> None:
         self._secret = secret
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._leeway = settings.jwt_leeway_seconds
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     def mint(
         self, user_id: str, *, roles: list[str] | None = None, ttl: timedelta = timedelta(hours=1)
@@ -100,6 +116,20 @@ class TokenCodec:
             raise AuthenticationFailed("The Authorization header must be 'Bearer <token>'.")
         if len(token) > MAX_TOKEN_LENGTH:
             raise AuthenticationFailed("The bearer token is too long.")
+        known = self._verified.get(token)
+        if known is not None:
+            principal, expires_at = known
+            if time.time() < expires_at + self._leeway:  # PyJWT's own rule for "exp"
+                self._verified.move_to_end(token)
+                return principal
+            del self._verified[token]  # expired: verify again, for the precise error
+        principal, expires_at = self._verify(token)
+        self._verified[token] = (principal, expires_at)
+        if len(self._verified) > VERIFIED_TOKENS_KEPT:
+            self._verified.popitem(last=False)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -128,4 +158,4 @@ class TokenCodec:
         roles = claims.get("roles", [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise AuthenticationFailed("The bearer token's roles are malformed.")
-        return Principal(user_id=sub, roles=frozenset(roles))
+        return Principal(user_id=sub, roles=frozenset(roles)), float(claims["exp"])

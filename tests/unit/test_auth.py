@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import stat
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ import jwt
 import pytest
 from pydantic import ValidationError
 
+from app import auth
 from app.auth import MAX_TOKEN_LENGTH, Principal, TokenCodec, resolve_secret
 from app.config import Settings
 from app.errors import AuthenticationFailed, ErrorCode
@@ -156,6 +158,43 @@ def test_zero_leeway_rejects_a_just_expired_token(tmp_path: Path) -> None:
     token = sign(claims(exp=now() - timedelta(seconds=10)))
 
     assert rejection(strict, bearer(token)) == EXPIRED
+
+
+def test_a_remembered_token_is_still_refused_once_it_expires(tmp_path: Path) -> None:
+    # given a token that verified (and is now remembered) with one second left
+    strict = TokenCodec(Settings(data_dir=tmp_path, jwt_leeway_seconds=0), SECRET)
+    token = bearer(sign(claims(exp=now() + timedelta(seconds=1))))
+    assert strict.authenticate(token).user_id == "alice"
+    assert strict.authenticate(token).user_id == "alice"
+
+    # when its expiry passes
+    time.sleep(1.1)
+
+    # then the remembered verification does not outlive it
+    assert rejection(strict, token) == EXPIRED
+
+
+def test_a_token_verified_by_one_secret_is_not_accepted_under_another(tmp_path: Path) -> None:
+    token = bearer(sign(claims()))
+    assert TokenCodec(Settings(data_dir=tmp_path), SECRET).authenticate(token).user_id == "alice"
+
+    assert rejection(TokenCodec(Settings(data_dir=tmp_path), OTHER_SECRET), token) == INVALID
+
+
+def test_a_refused_token_is_refused_every_time(codec: TokenCodec) -> None:
+    forged = bearer(sign(claims(), key=OTHER_SECRET))
+
+    assert [rejection(codec, forged) for _ in range(3)] == [INVALID] * 3
+
+
+def test_remembered_tokens_are_bounded(codec: TokenCodec, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auth, "VERIFIED_TOKENS_KEPT", 3)
+    tokens = [bearer(sign(claims(sub=f"user-{i}"))) for i in range(5)]
+
+    users = [codec.authenticate(token).user_id for token in tokens + tokens[::-1]]
+
+    assert users == [f"user-{i}" for i in [0, 1, 2, 3, 4, 4, 3, 2, 1, 0]]
+    assert len(codec._verified) == 3  # the least recently used were forgotten
 
 
 def test_sub_of_128_characters_is_accepted(codec: TokenCodec) -> None:
