@@ -79,7 +79,14 @@ SCENARIOS = {
     )
 }
 WORKLOADS = ("complete", "mix", "read")
-TARGETS = ("reference", "app")
+TARGETS = ("reference", "floor", "app")
+SERVER_NAMES = {
+    "reference": "reference",
+    "floor": "GraphQL floor (no database)",
+    "app": "onboarding-kpi",
+}
+#: The floor keeps no idempotency keys, so it cannot replay: no `mix` for it.
+FLOOR_WORKLOADS = ("complete", "read")
 WORKLOAD_TITLES = {
     "complete": "completeOnboardingStep, new user each",
     "mix": "completeOnboardingStep, {pct}% retries",
@@ -342,7 +349,8 @@ class Server:
                     "--workers", workers]  # fmt: skip
         # The same uvicorn settings as `onboarding-kpi serve` (app/cli.py): loop and http
         # "auto" (uvloop and httptools when installed), log level warning, no access log.
-        return [sys.executable, "-m", "uvicorn", "reference_app:create_app", "--factory",
+        module = "floor_app" if self.target == "floor" else "reference_app"
+        return [sys.executable, "-m", "uvicorn", f"{module}:create_app", "--factory",
                 "--app-dir", str(BENCH_DIR), "--host", "127.0.0.1", "--port", str(self.port),
                 "--workers", workers, "--log-level", "warning", "--no-access-log"]  # fmt: skip
 
@@ -440,7 +448,9 @@ def run_wrk(
 def measure(
     server: Server, db: Database, tokens: Tokens, load: LoadSettings, workload: str, tag: str
 ) -> Result:
-    if workload == "read":
+    if workload == "read" and server.target == "floor":
+        token_file = tokens.files["complete"]  # any signed-in user: the floor reads nothing
+    elif workload == "read":
         users = db.users_with_progress(limit=50_000)
         if not users:
             raise RuntimeError("no users to read: run the complete workload first")
@@ -522,6 +532,8 @@ def run_target(
                 load, server.url, tokens.files["warmup"], "complete", load.warmup, "bench-warmup"
             )
         for workload in args.workloads:
+            if target == "floor" and workload not in FLOOR_WORKLOADS:
+                continue
             wait_until_quiet(args.wait_quiet, args.quiet_threshold, server.pids, log)
             profiler = None
             if args.profile and target == "app" and workload == "complete":
@@ -591,7 +603,7 @@ def table_rows(results: list[Result], retry_percent: int) -> list[list[str]]:
     rows = []
     for r in results:
         ref = find(results, r.scenario.name, "reference", r.workload)
-        ref = ref if r.target == "app" else None
+        ref = ref if r.target != "reference" else None
         workload = WORKLOAD_TITLES[r.workload].format(pct=retry_percent)
         if r.workload == "mix":
             workload += f" ({r.replayed:,} of {r.retries_sent:,} retries replayed)"
@@ -602,7 +614,7 @@ def table_rows(results: list[Result], retry_percent: int) -> list[list[str]]:
             [
                 r.scenario.title,
                 workload,
-                "onboarding-kpi" if r.target == "app" else "reference",
+                SERVER_NAMES[r.target],
                 f"{r.rps:,.0f}",
                 f"{100 * r.rps / ref.rps:.0f}%" if ref else "100%",
                 fmt_ms(r.p50_ms) + ratio(r.p50_ms, ref and ref.p50_ms),
@@ -648,6 +660,24 @@ def headline(results: list[Result]) -> str:
             f"p99 {fmt_ms(app.p99_ms)} ms"
         )
     return "headline: " + "; ".join(parts)
+
+
+def floor_lines(results: list[Result]) -> list[str]:
+    """Per scenario: the app's share of what the GraphQL stack alone can do."""
+    lines = []
+    for scenario in SCENARIOS.values():
+        for workload in FLOOR_WORKLOADS:
+            app = find(results, scenario.name, "app", workload)
+            floor = find(results, scenario.name, "floor", workload)
+            if app is None or floor is None:
+                continue
+            lines.append(
+                f"- {scenario.title}, {WORKLOAD_TITLES[workload]}: the GraphQL floor does "
+                f"{floor.rps:,.0f} req/s (p99 {fmt_ms(floor.p99_ms)} ms, "
+                f"{floor.cpu_ms_per_req:.2f} CPU ms/req); onboarding-kpi does "
+                f"{100 * app.rps / floor.rps:.0f}% of that"
+            )
+    return lines
 
 
 def code_revision() -> str:
@@ -740,10 +770,19 @@ def write_results(
         "",
         markdown_table(rows),
         "",
+        *(
+            ["Against the GraphQL floor (strawberry alone, no database):", "", *floor, ""]
+            if (floor := floor_lines(results))
+            else []
+        ),
         "- **reference**: `bench/reference_app.py`, a bare Starlette endpoint doing the same "
         "transaction with the plain driver (sqlite3 on the event loop with `BEGIN IMMEDIATE`; "
         "an asyncpg pool), the same uvicorn settings, no GraphQL.",
-        "- **% of ref**: req/s of onboarding-kpi as a share of the reference's in the same "
+        "- **GraphQL floor (no database)**: `bench/floor_app.py`, strawberry-graphql with the "
+        "app's schema shape and parser/validation caches under the same uvicorn settings, "
+        "checking the token and answering made-up data: what the GraphQL stack alone costs. "
+        "The app cannot beat it; `complete` and `read` only (it cannot replay).",
+        "- **% of ref**: req/s of the server as a share of the reference's in the same "
         "scenario and workload; the figures in parentheses are ratios to the reference "
         "(latency and CPU: lower is better).",
         "- **CPU ms/req**: user + system CPU of the server's process tree (all workers and "
@@ -781,7 +820,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--scenarios", default=",".join(SCENARIOS), help=f"comma list of {', '.join(SCENARIOS)}"
     )
-    parser.add_argument("--targets", default=",".join(TARGETS), help="reference,app")
+    parser.add_argument("--targets", default=",".join(TARGETS), help="reference,floor,app")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help="complete,mix,read")
     parser.add_argument(
         "--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL", DEFAULT_PG_URL)
@@ -888,6 +927,8 @@ def main() -> int:
     print(headline(results))
     print()
     print(text_table(rows))
+    if floor := floor_lines(results):
+        print("\n" + "\n".join(floor))
     busy = max((r.background_cores for r in results), default=0.0)
     if busy > QUIET_ENOUGH:
         print(f"\nwarning: other processes used up to {busy:.2f} cores during the measurements")
