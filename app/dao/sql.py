@@ -20,6 +20,7 @@ if the script does not, the driver rolls the transaction back and raises it.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Generator, Mapping
@@ -103,10 +104,18 @@ def _sqlite_value(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return value.hex
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        return _sqlite_time(value)
     return value
+
+
+@functools.lru_cache(maxsize=1024)
+def _sqlite_time(value: datetime) -> str:
+    # Cached: a transaction binds the same few times over and over (its clock reading,
+    # the funnel's cohort blocks, the rollup slot), ~3.5 µs each to format. Equal aware
+    # datetimes are the same instant, so they share one text whatever their zone.
+    if value.tzinfo is None:
+        raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 class StatementFailed(Exception):
