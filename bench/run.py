@@ -457,7 +457,7 @@ def measure(
         token_file = tokens.write_users(f"read-{tag}", users)
     else:
         token_file = tokens.files[workload]
-    pg = db.engine == "postgresql"
+    pg = db.engine == "postgresql" and server.target != "floor"  # the floor uses no database
     machine_before, wall_before = machine_busy_seconds(), time.monotonic()
     with (
         CpuSampler(server.pids) as server_cpu,
