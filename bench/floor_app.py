@@ -128,12 +128,14 @@ class Mutation:
         )
         return CompleteOnboardingStepSuccess(
             progress=OnboardingProgress(
-                completed_steps=[input.step], next_step=input.step + 1, total_steps=4,
+                completed_steps=[input.step],
+                next_step=input.step + 1,
+                total_steps=4,
                 is_complete=False,
             ),
             analytics=AnalyticsResult(status=AnalyticsStatus.RECORDED, event=event),
             replayed=False,
-        )  # fmt: skip
+        )
 
 
 def create_app() -> Starlette:
