@@ -96,11 +96,22 @@ class CpuSampler:
         return sum(self._last.values()) - sum(self._baseline.values())
 
 
+def _cpu_line() -> list[int]:
+    return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+
+
 def machine_busy_seconds() -> float:
-    """CPU time the whole machine spent busy (all cores), from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    """CPU time the whole machine spent busy (all cores), from /proc/stat, steal included."""
+    fields = _cpu_line()
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
     return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+def steal_seconds() -> float:
+    """CPU time the hypervisor gave to other virtual machines while this one had work:
+    the machine itself running slow (0 on bare metal)."""
+    fields = _cpu_line()
+    return (fields[7] if len(fields) > 7 else 0) / CLK_TCK
 
 
 def wait_until_quiet(

@@ -50,6 +50,7 @@ from machine import (
     free_port,
     machine_busy_seconds,
     process_tree,
+    steal_seconds,
     wait_until_quiet,
 )
 
@@ -113,6 +114,7 @@ class Result:
     samples: list[str] = field(default_factory=list)
     wrk_cores: float = 0.0
     background_cores: float = 0.0
+    steal_cores: float = 0.0
 
     @property
     def error_total(self) -> int:
@@ -458,7 +460,8 @@ def measure(
     else:
         token_file = tokens.files[workload]
     pg = db.engine == "postgresql" and server.target != "floor"  # the floor uses no database
-    machine_before, wall_before = machine_busy_seconds(), time.monotonic()
+    machine_before, steal_before = machine_busy_seconds(), steal_seconds()
+    wall_before = time.monotonic()
     with (
         CpuSampler(server.pids) as server_cpu,
         CpuSampler((lambda: postgres_pids(db.name)) if pg else list) as pg_sampler,
@@ -469,7 +472,9 @@ def measure(
     wall = time.monotonic() - wall_before
     cpu = server_cpu.seconds
     pg_cpu = pg_sampler.seconds if pg else None
-    elsewhere = machine_busy_seconds() - machine_before - cpu - (pg_cpu or 0) - data["wrk_cpu_s"]
+    steal = steal_seconds() - steal_before
+    busy = machine_busy_seconds() - machine_before - steal
+    elsewhere = busy - cpu - (pg_cpu or 0) - data["wrk_cpu_s"]
     requests = max(int(data["requests"]), 1)
     errors = {name: int(count) for name, count in data["errors"].items() if name != "status"}
     errors["non-200"] = int(data["bad_status"])
@@ -493,6 +498,7 @@ def measure(
         samples=samples,
         wrk_cores=data["wrk_cpu_s"] / wall,
         background_cores=max(elsewhere, 0.0) / wall,
+        steal_cores=steal / wall,
     )
 
 
@@ -595,7 +601,7 @@ def error_text(r: Result) -> str:
 
 HEADERS = [
     "scenario", "workload", "server", "req/s", "% of ref", "p50 ms", "p95 ms", "p99 ms",
-    "CPU ms/req", "DB CPU ms/req", "errors", "wrk cores", "other cores",
+    "CPU ms/req", "DB CPU ms/req", "errors", "wrk cores", "other cores", "steal cores",
 ]  # fmt: skip
 
 
@@ -625,6 +631,7 @@ def table_rows(results: list[Result], retry_percent: int) -> list[list[str]]:
                 error_text(r),
                 f"{r.wrk_cores:.2f}",
                 f"{r.background_cores:.2f}",
+                f"{r.steal_cores:.2f}",
             ]
         )
     return rows
@@ -793,6 +800,9 @@ def write_results(
         "- **wrk cores** / **other cores**: CPU used by the load generator, and by everything "
         "else on the machine (neither server nor wrk nor the bench database), in cores busy "
         "during the run: a high *other* means the figures of that row are disturbed.",
+        "- **steal cores**: CPU the hypervisor gave to other virtual machines while this one "
+        "had work (`steal` in /proc/stat; 0 on bare metal): the whole machine running slow "
+        "for every row alike, which ratios within a run absorb but absolute figures do not.",
         "",
         "## Re-run",
         "",
