@@ -60,7 +60,7 @@ LUA_SCRIPT = BENCH_DIR / "load.lua"
 RESULTS_FILE = BENCH_DIR / "RESULTS.md"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 USER_PREFIX = "bench-u"
-QUIET_ENOUGH = 0.3  # cores used elsewhere above which RESULTS.md flags the run
+QUIET_ENOUGH = 0.3  # cores used elsewhere (or stolen) above which RESULTS.md flags the run
 
 
 @dataclass(frozen=True)
@@ -669,6 +669,28 @@ def headline(results: list[Result]) -> str:
     return "headline: " + "; ".join(parts)
 
 
+def disturbance(results: list[Result]) -> str | None:
+    """What disturbed the run, if anything: other load, or the hypervisor (steal)."""
+    causes = []
+    other = max((r.background_cores for r in results), default=0.0)
+    if other > QUIET_ENOUGH:
+        causes.append(f"other processes used up to {other:.2f} cores (column *other cores*)")
+    steal = [r for r in results if r.steal_cores > QUIET_ENOUGH]
+    if steal:
+        worst = max(r.steal_cores for r in steal)
+        causes.append(
+            f"the hypervisor took up to {worst:.2f} cores from this VM in {len(steal)} of "
+            f"{len(results)} rows (column *steal cores*)"
+        )
+    if not causes:
+        return None
+    return (
+        " and ".join(causes) + " during the measurements. Absolute figures of those rows are "
+        "depressed, and a ratio is only as good as the two rows it compares; re-run when the "
+        "machine is quiet."
+    )
+
+
 def floor_lines(results: list[Result]) -> list[str]:
     """Per scenario: the app's share of what the GraphQL stack alone can do."""
     lines = []
@@ -744,18 +766,7 @@ def write_results(
     context: tuple[str, tuple[float, ...]],
 ) -> None:
     rows = table_rows(results, args.retry_percent)
-    busy = max((r.background_cores for r in results), default=0.0)
-    warning = (
-        [
-            f"> **Disturbed run**: other processes on the machine used up to {busy:.2f} of its "
-            f"{os.cpu_count()} cores during the measurements (column *other cores*). Absolute "
-            "figures are depressed, and a ratio is only as good as the two rows it compares; "
-            "re-run on a quiet machine.",
-            "",
-        ]
-        if busy > QUIET_ENOUGH
-        else []
-    )
+    warning = [f"> **Disturbed run**: {text}", ""] if (text := disturbance(results)) else []
     text = [
         headline(results),
         "",
@@ -939,9 +950,8 @@ def main() -> int:
     print(text_table(rows))
     if floor := floor_lines(results):
         print("\n" + "\n".join(floor))
-    busy = max((r.background_cores for r in results), default=0.0)
-    if busy > QUIET_ENOUGH:
-        print(f"\nwarning: other processes used up to {busy:.2f} cores during the measurements")
+    if text := disturbance(results):
+        print(f"\nwarning: {text}")
     if args.output:
         command = "uv run python bench/run.py " + " ".join(sys.argv[1:])
         write_results(args.output, results, args, pg_version, command.strip(), context)
