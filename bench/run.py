@@ -115,6 +115,7 @@ class Result:
     wrk_cores: float = 0.0
     background_cores: float = 0.0
     steal_cores: float = 0.0
+    attempts: int = 1
 
     @property
     def error_total(self) -> int:
@@ -203,7 +204,7 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 90.0) -
 class Tokens:
     """Pre-minted bearer tokens; token i belongs to user ``bench-u<i>``."""
 
-    def __init__(self, folder: Path, count: int, secret: str) -> None:
+    def __init__(self, folder: Path, count: int, secret: str, attempts: int = 1) -> None:
         from app.auth import TokenCodec
         from app.config import Settings
 
@@ -214,15 +215,17 @@ class Tokens:
         self.tokens = [codec.mint(f"{USER_PREFIX}{i:07d}", ttl=ttl) for i in range(count)]
         log(f"minted {count:,} tokens in {time.perf_counter() - started:.1f} s")
         self.folder = folder
-        # disjoint regions: warm-up, complete, mix (each fresh database sees each user once)
+        # disjoint regions: warm-up, then complete and mix split per attempt (a measurement
+        # taken again must meet new users: each fresh database sees each user once)
         warm = max(count // 10, 1)
-        rest = (count - warm) // 2
-        self.regions = {
-            "warmup": (0, warm),
-            "complete": (warm, warm + rest),
-            "mix": (warm + rest, warm + 2 * rest),
-        }
-        self.files = {name: self.write(name, lo, hi) for name, (lo, hi) in self.regions.items()}
+        per = (count - warm) // (2 * attempts)
+        self.files: dict[str, list[Path]] = {"warmup": [self.write("warmup", 0, warm)]}
+        lo = warm
+        for workload in ("complete", "mix"):
+            self.files[workload] = []
+            for attempt in range(attempts):
+                self.files[workload].append(self.write(f"{workload}-{attempt}", lo, lo + per))
+                lo += per
 
     def write(self, name: str, lo: int, hi: int) -> Path:
         path = self.folder / f"tokens-{name}.txt"
@@ -448,17 +451,23 @@ def run_wrk(
 
 
 def measure(
-    server: Server, db: Database, tokens: Tokens, load: LoadSettings, workload: str, tag: str
+    server: Server,
+    db: Database,
+    tokens: Tokens,
+    load: LoadSettings,
+    workload: str,
+    tag: str,
+    attempt: int = 0,
 ) -> Result:
     if workload == "read" and server.target == "floor":
-        token_file = tokens.files["complete"]  # any signed-in user: the floor reads nothing
+        token_file = tokens.files["complete"][0]  # any signed-in user: the floor reads nothing
     elif workload == "read":
         users = db.users_with_progress(limit=50_000)
         if not users:
             raise RuntimeError("no users to read: run the complete workload first")
         token_file = tokens.write_users(f"read-{tag}", users)
     else:
-        token_file = tokens.files[workload]
+        token_file = tokens.files[workload][attempt]
     pg = db.engine == "postgresql" and server.target != "floor"  # the floor uses no database
     machine_before, steal_before = machine_busy_seconds(), steal_seconds()
     wall_before = time.monotonic()
@@ -467,7 +476,7 @@ def measure(
         CpuSampler((lambda: postgres_pids(db.name)) if pg else list) as pg_sampler,
     ):
         data, samples = run_wrk(
-            load, server.url, token_file, workload, load.duration, f"bench-{workload}"
+            load, server.url, token_file, workload, load.duration, f"bench-{workload}-{attempt}"
         )
     wall = time.monotonic() - wall_before
     cpu = server_cpu.seconds
@@ -500,6 +509,43 @@ def measure(
         background_cores=max(elsewhere, 0.0) / wall,
         steal_cores=steal / wall,
     )
+
+
+def disturbed_by(r: Result) -> float:
+    """Cores taken from the row by other load and by the hypervisor."""
+    return r.background_cores + r.steal_cores
+
+
+def measure_least_disturbed(
+    server: Server,
+    db: Database,
+    tokens: Tokens,
+    load: LoadSettings,
+    workload: str,
+    tag: str,
+    args: argparse.Namespace,
+) -> Result:
+    """Measure; while the row lost more than ``--quiet-threshold`` cores to other load or
+    to steal, measure again (new users each time, up to ``--retries`` more), and keep the
+    least disturbed attempt. On a shared VM a single row can lose most of a core for its
+    ten seconds while the rows around it lose none."""
+    best: Result | None = None
+    for attempt in range(1 + args.retries):
+        wait_until_quiet(args.wait_quiet, args.quiet_threshold, server.pids, log)
+        result = measure(server, db, tokens, load, workload, tag, attempt)
+        if best is None or disturbed_by(result) < disturbed_by(best):
+            best = result
+        if disturbed_by(best) <= args.quiet_threshold:
+            break
+        if attempt < args.retries:
+            log(
+                f"{server.scenario.title} / {server.target} / {workload}: disturbed "
+                f"(other {result.background_cores:.2f}, steal {result.steal_cores:.2f} cores): "
+                "measuring again"
+            )
+    assert best is not None
+    best.attempts = attempt + 1
+    return best
 
 
 def profile_command(pid: int, seconds: int, output: Path, *, native: bool) -> list[str]:
@@ -535,28 +581,34 @@ def run_target(
         server.start()
         if load.warmup:
             run_wrk(
-                load, server.url, tokens.files["warmup"], "complete", load.warmup, "bench-warmup"
+                load, server.url, tokens.files["warmup"][0], "complete", load.warmup, "bench-warmup"
             )
         for workload in args.workloads:
             if target == "floor" and workload not in FLOOR_WORKLOADS:
                 continue
-            wait_until_quiet(args.wait_quiet, args.quiet_threshold, server.pids, log)
             profiler = None
             if args.profile and target == "app" and workload == "complete":
+                wait_until_quiet(args.wait_quiet, args.quiet_threshold, server.pids, log)
                 out = Path(args.profile) / f"profile-{scenario.name}.txt"
                 out.parent.mkdir(parents=True, exist_ok=True)
                 cmd = profile_command(server.pid, load.duration, out, native=args.profile_native)
                 profiler = subprocess.Popen(cmd)  # noqa: S603 - fixed argv
                 time.sleep(1.0)  # uvx start-up; py-spy samples for the wrk run's duration
-            result = measure(server, db, tokens, load, workload, tag)
-            if profiler is not None:
+                result = measure(server, db, tokens, load, workload, tag)
                 profiler.wait(timeout=60)
                 log(f"profile written to {out}")
+            else:
+                result = measure_least_disturbed(server, db, tokens, load, workload, tag, args)
             results.append(result)
             log(
                 f"{scenario.title} / {target} / {workload}: {result.rps:,.0f} req/s, "
                 f"p99 {result.p99_ms:.1f} ms, {result.cpu_ms_per_req:.2f} CPU ms/req, "
                 f"errors {result.error_total}"
+                + (
+                    f", least disturbed of {result.attempts} attempts"
+                    if result.attempts > 1
+                    else ""
+                )
             )
             for sample in result.samples:
                 log(f"  bad response sample: {sample}")
@@ -766,7 +818,8 @@ def write_results(
     context: tuple[str, tuple[float, ...]],
 ) -> None:
     rows = table_rows(results, args.retry_percent)
-    warning = [f"> **Disturbed run**: {text}", ""] if (text := disturbance(results)) else []
+    cause = disturbance(results)
+    warning = [f"> **Disturbed run**: {cause}", ""] if cause else []
     text = [
         headline(results),
         "",
@@ -876,6 +929,14 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--quiet-threshold", type=float, default=0.3, metavar="CORES")
     parser.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="measure a workload again, up to this many times, while its row lost more than "
+        "--quiet-threshold cores to other load or to steal; the least disturbed attempt is "
+        "kept (each attempt of complete/mix takes new users: --tokens is split among them)",
+    )
+    parser.add_argument(
         "--profile-native",
         action="store_true",
         help="with --profile: also sample native (C) frames, e.g. SQLite's busy-wait sleeps",
@@ -939,7 +1000,7 @@ def main() -> int:
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="onboarding-kpi-bench-") as tmp:
         folder = Path(tmp)
-        tokens = Tokens(folder, args.tokens, secret)
+        tokens = Tokens(folder, args.tokens, secret, attempts=1 + args.retries)
         for scenario in scenarios:
             for target in (t for t in TARGETS if t in args.targets):
                 results += run_target(scenario, target, args, load, tokens, folder, secret)
@@ -950,8 +1011,8 @@ def main() -> int:
     print(text_table(rows))
     if floor := floor_lines(results):
         print("\n" + "\n".join(floor))
-    if text := disturbance(results):
-        print(f"\nwarning: {text}")
+    if cause := disturbance(results):
+        print(f"\nwarning: {cause}")
     if args.output:
         command = "uv run python bench/run.py " + " ".join(sys.argv[1:])
         write_results(args.output, results, args, pg_version, command.strip(), context)
