@@ -872,7 +872,7 @@ def write_results(
         "",
         "```sh",
         "sudo apt-get install -y wrk   # once",
-        "uv run python bench/run.py    # ~5 min on a quiet machine; rewrites this file",
+        "uv run python bench/run.py    # ~8 min, more if rows are re-measured; rewrites this file",
         "```",
         "",
     ]
