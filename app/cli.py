@@ -1,4 +1,9 @@
-"""The ``onboarding-kpi`` command line: serve, migrate, replay-failures, token, export-schema."""
+"""The ``onboarding-kpi`` command line: serve, migrate, replay-failures, token, export-schema,
+check-flow.
+
+Every command but ``check-flow`` first reads the settings and the flow file, and refuses
+to start (exit code 2, one line per problem on stderr) when the flow file is bad.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,25 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.config import Settings
+from app.flow_file import FlowFileError, load_flow
+from app.kpi import OnboardingFlow
+
+if TYPE_CHECKING:
+    from app.flow_history import FlowRecorded
+
+EXIT_BAD_FLOW = 2
 
 
-async def _prepare_database(settings: Settings, *, migrate: bool) -> None:
+async def _prepare_database(
+    settings: Settings, *, flow: OnboardingFlow, migrate: bool
+) -> FlowRecorded:
+    """Bring the schema to head (if asked), refuse one behind it, then reconcile the flow
+    with the recorded history (``FlowHistoryConflict`` when the flow would rewrite it)."""
     from app.db import create_engine
+    from app.flow_history import reconcile_flow
     from app.migrate import ensure_at_head, upgrade
 
     engine = create_engine(settings)
@@ -21,23 +39,26 @@ async def _prepare_database(settings: Settings, *, migrate: bool) -> None:
         if migrate:
             await upgrade(engine)
         await ensure_at_head(engine)
+        return await reconcile_flow(engine, flow=flow)
     finally:
         await engine.dispose()
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace, settings: Settings, flow: OnboardingFlow) -> int:
     import uvicorn
 
+    from app.flow_history import FlowHistoryConflict
     from app.migrate import DatabaseBehindHead
 
-    settings = Settings()  # fail fast, before uvicorn starts, on bad configuration
     # The zero-configuration SQLite file is migrated automatically so `make serve` just works.
     migrate = args.migrate or settings.database_url is None
     try:
-        asyncio.run(_prepare_database(settings, migrate=migrate))
-    except DatabaseBehindHead as exc:
+        recorded = asyncio.run(_prepare_database(settings, flow=flow, migrate=migrate))
+    except (DatabaseBehindHead, FlowHistoryConflict) as exc:
         print(f"onboarding-kpi: {exc}", file=sys.stderr)
         return 1
+    if recorded.wrote_anything:
+        print(f"onboarding-kpi: {recorded}", file=sys.stderr)
     uvicorn.run(
         "app.main:create_served_app",
         factory=True,
@@ -55,29 +76,34 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _migrate(_: argparse.Namespace) -> int:
-    settings = Settings()
-    asyncio.run(_prepare_database(settings, migrate=True))
+def _migrate(_: argparse.Namespace, settings: Settings, flow: OnboardingFlow) -> int:
+    from app.flow_history import FlowHistoryConflict
+
+    try:
+        recorded = asyncio.run(_prepare_database(settings, flow=flow, migrate=True))
+    except FlowHistoryConflict as exc:
+        print("onboarding-kpi: database schema is at head", file=sys.stderr)
+        print(f"onboarding-kpi: {exc}", file=sys.stderr)
+        return 1
     print("onboarding-kpi: database schema is at head")
+    print(f"onboarding-kpi: {recorded}")
     return 0
 
 
-def _replay_failures(args: argparse.Namespace) -> int:
+def _replay_failures(args: argparse.Namespace, settings: Settings, flow: OnboardingFlow) -> int:
     from app.db import create_engine
-    from app.kpi import DEFAULT_FLOW
     from app.logging import configure_logging
     from app.metrics import Metrics
     from app.migrate import ensure_at_head
     from app.processors.replay import ReplayProcessor
 
-    settings = Settings()
     configure_logging(fmt=settings.resolved_log_format, level=settings.log_level)
 
     async def run() -> str:
         engine = create_engine(settings)
         try:
             await ensure_at_head(engine)
-            processor = ReplayProcessor(engine, flow=DEFAULT_FLOW, metrics=Metrics())
+            processor = ReplayProcessor(engine, flow=flow, metrics=Metrics())
             report = await processor.replay(limit=args.limit)
         finally:
             await engine.dispose()
@@ -90,16 +116,15 @@ def _replay_failures(args: argparse.Namespace) -> int:
     return 0
 
 
-def _token(args: argparse.Namespace) -> int:
+def _token(args: argparse.Namespace, settings: Settings, _: OnboardingFlow) -> int:
     from app.auth import TokenCodec, resolve_secret
 
-    settings = Settings()
     codec = TokenCodec(settings, resolve_secret(settings))
     print(codec.mint(args.user, roles=args.role, ttl=timedelta(seconds=args.ttl)))
     return 0
 
 
-def _export_schema(args: argparse.Namespace) -> int:
+def _export_schema(args: argparse.Namespace, _: Settings, __: OnboardingFlow) -> int:
     from app.graphql import export_sdl
 
     sdl = export_sdl()
@@ -107,6 +132,18 @@ def _export_schema(args: argparse.Namespace) -> int:
         Path(args.output).write_text(sdl)
     else:
         sys.stdout.write(sdl)
+    return 0
+
+
+def _check_flow(args: argparse.Namespace) -> int:
+    try:
+        flow = load_flow(Path(args.file))
+    except FlowFileError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_BAD_FLOW
+    kpis = sum(1 for s in flow.steps if s.kpi_id)
+    print("ok")
+    print(f"{flow.total_steps} steps, {len(flow.kpis)} KPIs, {kpis} of them counted by a step")
     return 0
 
 
@@ -151,12 +188,31 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export-schema", help="print the GraphQL SDL")
     export.add_argument("--output", help="write to this file instead of stdout")
     export.set_defaults(func=_export_schema)
+
+    check = sub.add_parser(
+        "check-flow", help="validate a flow file (TOML) and print ok or its problems"
+    )
+    check.add_argument("file", help="the flow file to check")
+    check.set_defaults(func=None)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    if args.command == "check-flow":
+        return _check_flow(args)
+    settings = Settings()  # fail fast, before anything starts, on bad configuration
+    try:
+        flow = load_flow(settings.flow_file)
+    except FlowFileError as exc:
+        print(exc, file=sys.stderr)
+        print(
+            "onboarding-kpi: refusing to start: fix the flow file "
+            "(ONBOARDING_KPI_FLOW_FILE), or check it with `onboarding-kpi check-flow FILE`",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_FLOW
+    result: int = args.func(args, settings, flow)
     return result
 
 

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
         description="sqlite+aiosqlite:///PATH or postgresql+asyncpg://...; "
         "default: a SQLite file in data_dir.",
     )
+    flow_file: Path | None = Field(
+        default=None,
+        description="TOML file of the onboarding flow, its KPIs and tracking plan; "
+        "default: app/default_flow.toml.",
+    )
     jwt_secret: SecretStr | None = None
     jwt_issuer: str | None = None
     jwt_audience: str | None = None

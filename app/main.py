@@ -24,9 +24,11 @@ from app.auth import TokenCodec, resolve_secret
 from app.config import Settings
 from app.db import create_engine
 from app.drivers import create_driver
+from app.flow_file import load_flow
+from app.flow_history import reconcile_flow
 from app.graphql import GraphQLView, build_schema
 from app.http import BodySizeLimitMiddleware, RequestIdMiddleware
-from app.kpi import DEFAULT_FLOW, OnboardingFlow
+from app.kpi import OnboardingFlow
 from app.logging import configure_logging, get_logger
 from app.metrics import Metrics
 from app.migrate import ensure_at_head
@@ -43,9 +45,11 @@ READINESS_TIMEOUT_SECONDS = 2.0
 
 
 def create_app(
-    settings: Settings | None = None, *, flow: OnboardingFlow = DEFAULT_FLOW
+    settings: Settings | None = None, *, flow: OnboardingFlow | None = None
 ) -> Starlette:
+    """``flow``: the onboarding flow to serve; default: the one ``settings.flow_file`` names."""
     settings = settings or Settings()
+    flow = flow or load_flow(settings.flow_file)
     configure_logging(fmt=settings.resolved_log_format, level=settings.log_level)
     engine = create_engine(settings)
     driver = create_driver(
@@ -90,9 +94,19 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        await ensure_at_head(engine)  # never serve a schema older than the code
-        log.info("server.started", database=engine.url.render_as_string(hide_password=True))
-        try:
+        try:  # a refused start closes what it opened, too
+            await ensure_at_head(engine)  # never serve a schema older than the code
+            # Never serve a flow that rewrites recorded history (FlowHistoryConflict).
+            recorded = await reconcile_flow(engine, flow=flow)
+            if recorded.wrote_anything:
+                log.info(
+                    "flow_history.recorded",
+                    source=recorded.source,
+                    added=recorded.added,
+                    changed=recorded.changed,
+                    removed=recorded.removed,
+                )
+            log.info("server.started", database=engine.url.render_as_string(hide_password=True))
             yield
         finally:
             try:

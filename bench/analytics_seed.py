@@ -16,7 +16,7 @@ last 90 days, without going through the server (no GraphQL call per event):
   them, the web client's metadata for the step, a UUID idempotency key, a per-user source;
 - ``onboarding_progress``: one row per user (completed steps, time of the last one);
 - ``kpi_events``: one per completion whose step counts toward a KPI in
-  ``app.kpi.DEFAULT_FLOW`` (steps 1, 3 and 4): a random version-4 UUID, the completion's
+  ``app.flow_file.DEFAULT_FLOW`` (steps 1, 3 and 4): a random version-4 UUID, the completion's
   metadata and source, ``occurred_at = recorded_at = completed_at``;
 - ``kpi_event_rollups``: counts per (KPI, 15-minute UTC slot, shard), computed here from the
   generated events, with the shard the server would pick (``rollup_shard(event id)``);
@@ -63,7 +63,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from app.kpi import DEFAULT_FLOW  # noqa: E402
+from app.flow_file import DEFAULT_FLOW  # noqa: E402
 from app.services.analytics import ROLLUP_SHARDS, ROLLUP_SLOT  # noqa: E402
 from app.services.funnel import FunnelRollupKey, funnel_rollup_keys  # noqa: E402
 
@@ -211,7 +211,7 @@ def user_id(index: int) -> str:
 
 
 def metadata_json(user: int, step: int, role: str) -> str:
-    """What the web page sends for the step (web/onboarding/validator.js STEP_FORMS)."""
+    """What the web page sends for the step: the default flow's fields (app/default_flow.toml)."""
     if step == 1:
         return f'{{"displayName": "User {user}", "role": "{role}"}}'
     if step == 2:

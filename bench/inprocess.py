@@ -133,7 +133,15 @@ async def run(args: argparse.Namespace) -> dict[str, list[float]]:
 def complete_document(key: str) -> dict[str, Any]:
     return {
         "query": MUTATION,
-        "variables": {"input": {"step": 1, "idempotencyKey": key, "source": "web"}},
+        "variables": {
+            "input": {
+                "step": 1,
+                "idempotencyKey": key,
+                "source": "web",
+                # The default flow's tracking plan: step 1 requires both fields.
+                "metadata": {"displayName": "Bench user", "role": "engineer"},
+            }
+        },
     }
 
 

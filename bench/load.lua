@@ -76,7 +76,7 @@ end
 local function mutation_body(index)
   return '{"query":"' .. MUTATION .. '","variables":{"input":{"step":1,"idempotencyKey":"'
     .. key_prefix .. "-key-" .. string.format("%012d", index)
-    .. '","source":"web","metadata":{"plan":"pro"}}}}'
+    .. '","source":"web","metadata":{"displayName":"Bench user","role":"engineer"}}}}'
 end
 
 function request()

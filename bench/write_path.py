@@ -27,7 +27,7 @@ sys.path[:0] = [str(BENCH_DIR.parent), str(BENCH_DIR)]
 import reference_app as ref  # noqa: E402
 
 from app.drivers import SqliteDriver  # noqa: E402
-from app.kpi import DEFAULT_FLOW  # noqa: E402
+from app.flow_file import DEFAULT_FLOW  # noqa: E402
 from app.logging import configure_logging  # noqa: E402
 from app.metrics import Metrics  # noqa: E402
 from app.processors.onboarding import OnboardingProcessor  # noqa: E402
@@ -46,10 +46,14 @@ async def migrated(path: Path) -> None:
         await engine.dispose()
 
 
+# Step 1 of the default flow requires both fields; without them every event would fail to build.
+METADATA = {"displayName": "Bench user", "role": "engineer"}
+
+
 async def app_side(path: Path, n: int) -> tuple[float, float]:
     driver = SqliteDriver(str(path), busy_timeout_ms=5000)
     processor = OnboardingProcessor(driver, flow=DEFAULT_FLOW, metrics=Metrics())
-    commands = [CompleteStepCommand(1, uuid.uuid4().hex, "web", {}) for _ in range(n)]
+    commands = [CompleteStepCommand(1, uuid.uuid4().hex, "web", dict(METADATA)) for _ in range(n)]
     wall, cpu = time.perf_counter(), time.process_time()
     for i, command in enumerate(commands):
         await processor.complete_step(f"write-path-u{i}", command)
@@ -61,7 +65,10 @@ async def app_side(path: Path, n: int) -> tuple[float, float]:
 async def reference_side(path: Path, n: int) -> tuple[float, float]:
     store = ref.SqliteStore(str(path), mode="direct")
     await store.start()
-    inputs = [{"step": 1, "idempotencyKey": uuid.uuid4().hex, "source": "web"} for _ in range(n)]
+    inputs = [
+        {"step": 1, "idempotencyKey": uuid.uuid4().hex, "source": "web", "metadata": METADATA}
+        for _ in range(n)
+    ]
     wall, cpu = time.perf_counter(), time.process_time()
     for i, raw in enumerate(inputs):
         # parsing hashes the fingerprint, which the app's complete_step does too

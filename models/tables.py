@@ -10,6 +10,8 @@
 - ``analytics_failures``  one row per completion whose KPI event could not be recorded;
   its payload is enough to rebuild the event later.
 - ``idempotency_keys``    the stored answer to each (user, operation, key).
+- ``flow_history``        the flow the server has served: per step number its key and KPI,
+  so a changed flow file cannot silently change what recorded completions mean.
 """
 
 from __future__ import annotations
@@ -148,6 +150,25 @@ class IdempotencyKey(SQLModel, table=True):
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
+class FlowHistoryStep(SQLModel, table=True):
+    """What one step number has meant since it was first served (``app.flow_history``).
+
+    Completions and events store only the step number; this row is what that number means.
+    ``recorded_at``: when the number got its current key (a re-key is allowed only while it
+    has no completions). ``kpi_since``: when ``kpi_id`` was attached; completions before it
+    were recorded without that KPI. Written only by ``app.dao.flow_history``.
+    """
+
+    __tablename__ = "flow_history"
+
+    step: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    key: str = Field(max_length=64)
+    kpi_id: str | None = Field(default=None, max_length=128)
+    kpi_since: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    recorded_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
 TABLES = (
     StepCompletion,
     OnboardingProgress,
@@ -156,4 +177,5 @@ TABLES = (
     FunnelCohortRollup,
     AnalyticsFailure,
     IdempotencyKey,
+    FlowHistoryStep,
 )

@@ -9,7 +9,6 @@ import strawberry
 
 from app.dao.analytics import EventFilter
 from app.errors import InvalidQuery
-from app.kpi import KPI_DEFINITIONS
 from app.services.series import TimeInterval, parse_zone
 from resolvers.context import Info
 from resolvers.permissions import Role, require_role
@@ -41,7 +40,7 @@ PageAfter = Annotated[
 
 def kpi_definitions(info: Info) -> list[KpiDefinition]:
     flow = info.context.services.flow
-    return [KpiDefinition.from_config(d, flow.steps_for(d.id)) for d in KPI_DEFINITIONS.values()]
+    return [KpiDefinition.from_config(d, flow.steps_for(d.id)) for d in flow.kpis]
 
 
 async def kpi_events(

@@ -44,6 +44,7 @@ async def complete_onboarding_step(
     services = info.context.services
     try:
         command = parse_complete_step(
+            services.flow,
             step=input.step,
             idempotency_key=input.idempotency_key,
             source=input.source,

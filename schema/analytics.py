@@ -55,7 +55,7 @@ class KpiDefinition:
     @classmethod
     def from_config(cls, definition: KpiDefinitionConfig, steps: list[int]) -> KpiDefinition:
         return cls(
-            id=definition.id.value,
+            id=definition.id,
             name=definition.name,
             description=definition.description,
             kind=definition.kind,

@@ -8,7 +8,10 @@ from typing import Annotated, cast
 import strawberry
 from strawberry.scalars import JSON
 
+from app.kpi import FieldType
 from app.kpi import OnboardingFlow as FlowConfig
+from app.kpi import OnboardingStep as StepConfig
+from app.kpi import StepField as StepFieldConfig
 from app.processors.onboarding import AnalyticsStatus, CompletionOutcome
 from app.services.analytics import KpiEventRecord
 from app.services.onboarding import Progress
@@ -36,14 +39,95 @@ graphql_enum(
 )
 
 
+graphql_enum(
+    FieldType,
+    name="StepFieldType",
+    description="The type of a step's metadata field; the server checks every value against it.",
+    values={
+        "STRING": "Text; minLength and maxLength count characters (Unicode code points).",
+        "EMAIL": "An email address (the HTML standard's shape, with a dot in the domain).",
+        "INTEGER": "A whole number, within minimum and maximum when given.",
+        "NUMBER": "A finite number, within minimum and maximum when given.",
+        "BOOLEAN": "true or false.",
+        "CHOICE": "One of the values listed in choices (send the value, show the label).",
+    },
+)
+
+
+@strawberry.type(description="One allowed value of a CHOICE field.")
+class StepFieldChoice:
+    value: str = strawberry.field(description="What to send in metadata.")
+    label: str = strawberry.field(description="What to show the user.")
+
+
+@strawberry.type(
+    description="One metadata key of a step: its event's tracking plan. completeOnboardingStep "
+    "refuses metadata that breaks these rules, with one fieldErrors entry per problem."
+)
+class StepField:
+    name: str = strawberry.field(description="The metadata key, e.g. 'displayName'.")
+    label: str = strawberry.field(description="Human-readable label for a form.")
+    type: FieldType = strawberry.field(description="The value's type.")
+    required: bool = strawberry.field(
+        description="True when the key must be present and not blank."
+    )
+    min_length: int | None = strawberry.field(description="STRING/EMAIL: fewest characters.")
+    max_length: int | None = strawberry.field(description="STRING/EMAIL: most characters.")
+    minimum: float | None = strawberry.field(description="INTEGER/NUMBER: smallest value.")
+    maximum: float | None = strawberry.field(description="INTEGER/NUMBER: largest value.")
+    choices: list[StepFieldChoice] | None = strawberry.field(
+        description="CHOICE: the allowed values, in display order; null for other types."
+    )
+
+    @classmethod
+    def from_config(cls, spec: StepFieldConfig) -> StepField:
+        return cls(
+            name=spec.name,
+            label=spec.label,
+            type=spec.type,
+            required=spec.required,
+            min_length=spec.min_length,
+            max_length=spec.max_length,
+            minimum=spec.minimum,
+            maximum=spec.maximum,
+            choices=(
+                [StepFieldChoice(value=c.value, label=c.label) for c in spec.choices]
+                if spec.choices is not None
+                else None
+            ),
+        )
+
+
 @strawberry.type(description="One step of the onboarding flow.")
 class OnboardingStep:
     step: int = strawberry.field(description="1-based position of the step in the flow.")
     key: str = strawberry.field(description="Stable machine name of the step, e.g. 'profile'.")
     title: str = strawberry.field(description="Human-readable title.")
+    description: str | None = strawberry.field(
+        description="A sentence or two for the user about the step, or null."
+    )
     kpi_id: str | None = strawberry.field(
         description="Dotted id of the KPI this step counts toward, or null if none."
     )
+    fields: list[StepField] = strawberry.field(
+        description="The metadata the step's completion carries, in form order."
+    )
+    allows_extra_metadata: bool = strawberry.field(
+        description="True when metadata keys other than fields are kept; false when they "
+        "are refused."
+    )
+
+    @classmethod
+    def from_config(cls, step: StepConfig) -> OnboardingStep:
+        return cls(
+            step=step.step,
+            key=step.key,
+            title=step.title,
+            description=step.description,
+            kpi_id=step.kpi_id,
+            fields=[StepField.from_config(f) for f in step.fields],
+            allows_extra_metadata=step.extra_allowed,
+        )
 
 
 @strawberry.type(description="The onboarding flow: its steps, in the order they are completed.")
@@ -52,12 +136,7 @@ class OnboardingFlow:
 
     @classmethod
     def from_config(cls, flow: FlowConfig) -> OnboardingFlow:
-        return cls(
-            steps=[
-                OnboardingStep(step=s.step, key=s.key, title=s.title, kpi_id=s.kpi_id)
-                for s in flow.steps
-            ]
-        )
+        return cls(steps=[OnboardingStep.from_config(s) for s in flow.steps])
 
 
 @strawberry.type(description="A user's progress through the onboarding flow.")

@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from app.auth import TokenCodec
 from app.config import Settings
 from app.drivers import Driver
-from app.kpi import DEFAULT_FLOW, OnboardingFlow
+from app.kpi import OnboardingFlow
 from app.main import create_app
 from tests.databases import (
     POSTGRES_URL_ENV,
@@ -28,6 +28,7 @@ from tests.databases import (
     SqliteDatabases,
     postgres_admin_url,
 )
+from tests.flows import DEFAULT_FLOW, valid_metadata
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 
@@ -143,11 +144,18 @@ def tokens(settings: Settings) -> TokenCodec:
 
 
 class Api:
-    """A GraphQL client the way a frontend uses one: POST JSON, bearer token."""
+    """A GraphQL client the way a frontend uses one: POST JSON, bearer token.
 
-    def __init__(self, http: httpx.AsyncClient, tokens: TokenCodec) -> None:
+    ``complete`` sends metadata that satisfies the step's tracking plan in ``flow`` unless
+    the test passes its own ``metadata``.
+    """
+
+    def __init__(
+        self, http: httpx.AsyncClient, tokens: TokenCodec, flow: OnboardingFlow = DEFAULT_FLOW
+    ) -> None:
         self.http = http
         self.tokens = tokens
+        self.flow = flow
 
     def auth(self, user: str | None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens.mint(user)}"} if user else {}
@@ -175,6 +183,7 @@ class Api:
         headers: dict[str, str] | None = None,
         **fields: Any,
     ) -> dict[str, Any]:
+        fields.setdefault("metadata", valid_metadata(self.flow, step))
         variables = {"input": {"step": step, "idempotencyKey": key or new_key(), **fields}}
         body = await self.execute(
             COMPLETE_STEP, variables, headers=headers if headers is not None else self.auth(user)
@@ -185,8 +194,8 @@ class Api:
 
 
 @pytest.fixture
-def api(http: httpx.AsyncClient, tokens: TokenCodec) -> Api:
-    return Api(http, tokens)
+def api(http: httpx.AsyncClient, tokens: TokenCodec, flow: OnboardingFlow) -> Api:
+    return Api(http, tokens, flow)
 
 
 async def count(engine: AsyncEngine, table: str, where: str = "1=1", **params: Any) -> int:

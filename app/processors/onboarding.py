@@ -229,7 +229,7 @@ class OnboardingProcessor:
         )
         failure: AnalyticsEventError
         try:
-            event = build_kpi_event(payload)
+            event = build_kpi_event(payload, flow=self._flow)
         except AnalyticsEventBuildError as exc:
             failure = exc
         else:

@@ -92,7 +92,7 @@ class ReplayProcessor:
             )
             stage, error = AnalyticsFailureStage.BUILD, ""
             try:
-                event = build_kpi_event(payload)
+                event = build_kpi_event(payload, flow=self._flow)
                 stage = AnalyticsFailureStage.WRITE
                 async with uow.savepoint():
                     event_id = await dao.insert_event_if_absent(event, recorded_at=now)

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.dao.analytics import AnalyticsDao, EventFilter, FailureRow
 from app.errors import InvalidQuery
-from app.kpi import KpiId, OnboardingFlow
+from app.kpi import OnboardingFlow
 from app.services.analytics import ROLLUP_SLOT, KpiEventRecord, rollup_slot
 from app.services.funnel import (
     MAX_CONVERSION_WINDOW_DAYS,
@@ -94,11 +94,12 @@ def check_text(name: str, value: str | None) -> None:
         raise InvalidQuery(f"{name} holds characters that cannot be stored")
 
 
-def check_filter(where: EventFilter) -> None:
+def check_filter(where: EventFilter, flow: OnboardingFlow) -> None:
     check_text("userId", where.user_id)
     check_text("source", where.source)
     for kpi_id in where.kpi_ids or ():
-        check_text("kpiIds", kpi_id)
+        if flow.kpi(kpi_id) is None:  # a typo would otherwise read as "no events"
+            raise InvalidQuery(f"kpiIds: '{kpi_id}' is not a KPI of this flow; see kpiDefinitions")
     for moment in (where.occurred_from, where.occurred_to):
         if moment is not None and not MIN_YEAR <= moment.year <= MAX_YEAR:
             raise InvalidQuery(f"times must lie between the years {MIN_YEAR} and {MAX_YEAR}")
@@ -159,7 +160,7 @@ class AnalyticsQueries:
         self, where: EventFilter, *, first: int | None, after: str | None
     ) -> Page[KpiEventRecord]:
         size = check_page_size(first)
-        check_filter(where)
+        check_filter(where, self._flow)
         before = event_cursor(after) if after is not None else None
         async with self._engine.connect() as conn:
             rows = await AnalyticsDao(conn).events_page(where, limit=size + 1, before=before)
@@ -167,7 +168,7 @@ class AnalyticsQueries:
         return Page(items, has_next_page=len(rows) > size)
 
     async def count_events(self, where: EventFilter) -> int:
-        check_filter(where)
+        check_filter(where, self._flow)
         async with self._engine.connect() as conn:
             dao = AnalyticsDao(conn)
             if where.user_id is not None or where.step is not None or where.source is not None:
@@ -197,8 +198,8 @@ class AnalyticsQueries:
         interval: TimeInterval,
         zone: ZoneInfo,
     ) -> Series:
-        if kpi_id not in {k.value for k in KpiId}:
-            raise InvalidQuery(f"'{kpi_id}' is not a canonical KPI id; see kpiDefinitions")
+        if self._flow.kpi(kpi_id) is None:
+            raise InvalidQuery(f"'{kpi_id}' is not a KPI of this flow; see kpiDefinitions")
         check_range(start, end)
         plan = buckets(start, end, interval, zone)
         start, end = plan[0].clipped_start, plan[-1].clipped_end

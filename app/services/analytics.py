@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.errors import AnalyticsEventBuildError
-from app.kpi import KpiId
+from app.kpi import OnboardingFlow
+from app.services.tracking_plan import metadata_problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,27 +87,42 @@ def event_payload(
     }
 
 
-def build_kpi_event(payload: dict[str, Any], *, event_id: str | None = None) -> KpiEventRecord:
-    """Validate a payload into an event; raise ``AnalyticsEventBuildError`` if it can't be."""
+def build_kpi_event(
+    payload: dict[str, Any], *, flow: OnboardingFlow, event_id: str | None = None
+) -> KpiEventRecord:
+    """Validate a payload into an event; raise ``AnalyticsEventBuildError`` if it can't be.
+
+    The KPI must be one the flow declares, and the metadata must still satisfy the step's
+    tracking plan: a replay under a flow that changed since the completion finds out here,
+    and the failure stays recorded until the flow (or the data) is fixed.
+    """
     kpi_id = payload.get("kpi_id")
     if not kpi_id:
         raise AnalyticsEventBuildError("the step has no KPI identifier")
-    try:
-        canonical = KpiId(kpi_id)
-    except ValueError:
-        raise AnalyticsEventBuildError(f"'{kpi_id}' is not a canonical KPI identifier") from None
+    if flow.kpi(kpi_id) is None:
+        raise AnalyticsEventBuildError(f"'{kpi_id}' is not a KPI declared by the flow")
     if not payload.get("user_id"):
         raise AnalyticsEventBuildError("the event has no user identifier")
     occurred_at = datetime.fromisoformat(payload["occurred_at"])
     if occurred_at.tzinfo is None:
         raise AnalyticsEventBuildError("the event timestamp has no time zone")
+    step = flow.get(payload["step"])
+    if step is None:
+        raise AnalyticsEventBuildError(f"step {payload['step']} is not in the flow")
+    metadata = dict(payload["metadata"])
+    if problems := metadata_problems(step, metadata):
+        details = "; ".join(f"{e.path[-1]}: {e.message}" for e in problems)
+        raise AnalyticsEventBuildError(
+            f"the metadata does not satisfy the tracking plan of step {step.step} "
+            f"({step.key}): {details}"
+        )
     return KpiEventRecord(
         id=event_id or str(uuid.uuid4()),
         completion_id=payload["completion_id"],
-        kpi_id=canonical.value,
+        kpi_id=kpi_id,
         user_id=payload["user_id"],
         step=payload["step"],
         source=payload["source"],
-        metadata=dict(payload["metadata"]),
+        metadata=metadata,
         occurred_at=occurred_at,
     )

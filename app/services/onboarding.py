@@ -1,7 +1,8 @@
 """Onboarding rules (seed resource db-h2s4): pure functions, no I/O.
 
 The input rules here are the single definition that the GraphQL resolver applies
-(and that the reference frontend mirrors).
+(and that the reference frontend mirrors): the contract's limits, then the step's
+tracking plan (``app.services.tracking_plan``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from app.errors import FieldError, RequestValidationError, StepNotEligible, StepNotEligibleReason
 from app.kpi import OnboardingFlow
+from app.services.tracking_plan import metadata_problems
 
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"[A-Za-z0-9\-_:.]{16,255}")
 SOURCE_PATTERN = re.compile(r"[a-z0-9\-_]{1,32}")
@@ -47,9 +49,14 @@ class CompleteStepCommand:
 
 
 def parse_complete_step(
-    *, step: int, idempotency_key: str, source: str | None, metadata: Any
+    flow: OnboardingFlow, *, step: int, idempotency_key: str, source: str | None, metadata: Any
 ) -> CompleteStepCommand:
-    """Check every field and report all offending ones at once."""
+    """Check every field and report all offending ones at once.
+
+    The metadata is checked against the step's fields in ``flow`` (its tracking plan) once
+    it passes the global limits; an unknown step has no plan here and is refused later,
+    by the eligibility check, as ``UNKNOWN_STEP``.
+    """
     errors: list[FieldError] = []
 
     def fail(field: str, message: str) -> None:
@@ -72,6 +79,10 @@ def parse_complete_step(
             fail("metadata", problem)
         else:
             resolved_metadata = metadata
+    if not any(e.path == ("input", "metadata") for e in errors):
+        flow_step = flow.get(step)
+        if flow_step is not None:
+            errors.extend(metadata_problems(flow_step, resolved_metadata))
     if errors:
         raise RequestValidationError(errors)
     return CompleteStepCommand(step, idempotency_key, resolved_source, resolved_metadata)

@@ -14,6 +14,7 @@ from app.metrics import Metrics
 from app.processors.onboarding import OnboardingProcessor
 from app.services.onboarding import CompleteStepCommand
 from tests.conftest import Api, new_key
+from tests.flows import valid_metadata
 
 Record = Callable[..., Awaitable[None]]
 
@@ -24,7 +25,8 @@ def record(driver: Driver, flow: OnboardingFlow) -> Record:
 
     async def complete(user: str, step: int, at: datetime, source: str = "web") -> None:
         processor = OnboardingProcessor(driver, flow=flow, metrics=Metrics(), clock=lambda: at)
-        await processor.complete_step(user, CompleteStepCommand(step, new_key(), source, {}))
+        command = CompleteStepCommand(step, new_key(), source, valid_metadata(flow, step))
+        await processor.complete_step(user, command)
 
     return complete
 

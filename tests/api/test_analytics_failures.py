@@ -8,7 +8,8 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from app.kpi import DEFAULT_FLOW, OnboardingFlow, OnboardingStep
+from app.flow_file import DEFAULT_FLOW
+from app.kpi import OnboardingFlow, OnboardingStep
 from tests.conftest import Api, count, rows
 
 
@@ -19,12 +20,16 @@ def failures_counted(app: Starlette, stage: str) -> float:
 
 @pytest.fixture
 def flow() -> OnboardingFlow:
-    """Step 1 misconfigured with a KPI id that is not canonical; the rest as shipped."""
+    """Step 1 misconfigured with a KPI id the flow does not declare (built in code: a flow
+    file with it is refused); the rest as shipped."""
     return OnboardingFlow(
         steps=(
-            OnboardingStep(1, "profile", "Create your profile", "onboarding.typo_kpi"),
+            OnboardingStep(
+                1, "profile", "Create your profile", "onboarding.typo_kpi", extra_allowed=True
+            ),
             *DEFAULT_FLOW.steps[1:],
-        )
+        ),
+        kpis=DEFAULT_FLOW.kpis,
     )
 
 

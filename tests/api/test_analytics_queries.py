@@ -252,7 +252,7 @@ async def test_day_buckets_follow_the_zone_across_a_dst_change(api: Api, record:
     ("variables", "message"),
     [
         pytest.param({"tz": "Mars/Olympus"}, "IANA", id="unknown-zone"),
-        pytest.param({"kpi": "nope"}, "canonical", id="unknown-kpi"),
+        pytest.param({"kpi": "nope"}, "is not a KPI of this flow", id="unknown-kpi"),
         pytest.param({"to": "2026-01-01T00:00:00Z"}, "later than", id="empty-range"),
         pytest.param({"to": "2027-03-01T00:00:00Z"}, "more than 5000", id="too-many-buckets"),
     ],

@@ -13,14 +13,19 @@ from app.auth import TokenCodec, resolve_secret
 from app.cli import main
 from app.config import Settings
 from app.drivers import create_driver
+from app.flow_file import DEFAULT_FLOW
 from app.graphql import export_sdl
-from app.kpi import DEFAULT_FLOW
 from app.metrics import Metrics
 from app.migrate import current_revision, head_revision
 from app.processors.onboarding import OnboardingProcessor
 from app.services.onboarding import CompleteStepCommand
 from tests.api.test_analytics_write_failure import break_event_writes
 from tests.conftest import new_key
+from tests.flows import valid_metadata
+
+
+def step_1_command() -> CompleteStepCommand:
+    return CompleteStepCommand(1, new_key(), "web", valid_metadata(DEFAULT_FLOW, 1))
 
 
 def test_token_command_mints_a_token_the_server_accepts(
@@ -87,7 +92,10 @@ def test_replay_failures_command_resolves_recorded_failures(
         try:
             await break_event_writes(engine)
             processor = OnboardingProcessor(driver, flow=DEFAULT_FLOW, metrics=Metrics())
-            await processor.complete_step("cli-user", CompleteStepCommand(1, new_key(), "web", {}))
+            await processor.complete_step(
+                "cli-user",
+                step_1_command(),
+            )
             async with engine.begin() as conn:
                 await conn.execute(text("DROP TRIGGER refuse_kpi_events"))
         finally:

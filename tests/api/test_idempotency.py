@@ -12,11 +12,15 @@ from tests.conftest import Api, count, new_key
 async def test_retry_with_same_key_replays_the_stored_answer(api: Api, engine: AsyncEngine) -> None:
     # given a completed submission
     key = new_key()
-    first = await api.complete(1, key=key, source="web", metadata={"a": 1})
+    first = await api.complete(
+        1, key=key, source="web", metadata={"displayName": "Ada", "role": "founder"}
+    )
     await api.complete(2)  # progress moves on after the first answer
 
     # when the client retries it (say its first response was lost)
-    again = await api.complete(1, key=key, source="web", metadata={"a": 1})
+    again = await api.complete(
+        1, key=key, source="web", metadata={"displayName": "Ada", "role": "founder"}
+    )
 
     # then it gets the original answer back, marked as replayed, and nothing new is written
     assert again["replayed"] is True

@@ -18,6 +18,7 @@ from app.auth import TokenCodec
 from app.config import Settings
 from app.main import create_app
 from tests.conftest import TEST_SECRET, Api, count, new_key
+from tests.flows import DEFAULT_FLOW, valid_metadata
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -187,7 +188,16 @@ COMPLETE = (
 async def _complete(client: httpx.AsyncClient, token: str, step: int) -> dict[str, Any]:
     response = await client.post(
         "/graphql",
-        json={"query": COMPLETE, "variables": {"i": {"step": step, "idempotencyKey": new_key()}}},
+        json={
+            "query": COMPLETE,
+            "variables": {
+                "i": {
+                    "step": step,
+                    "idempotencyKey": new_key(),
+                    "metadata": valid_metadata(DEFAULT_FLOW, step),
+                }
+            },
+        },
         headers={"Authorization": f"Bearer {token}"},
     )
     result: dict[str, Any] = response.json()["data"]["completeOnboardingStep"]
@@ -260,7 +270,11 @@ async def test_a_rate_limited_user_still_gets_the_stored_answer_to_a_retry(
     client = await app_with(rate_limit_per_minute=1)
     token = _token("rl-retry")
     key = new_key()
-    body = {"query": COMPLETE_WITH_EVENT, "variables": {"i": {"step": 1, "idempotencyKey": key}}}
+    metadata = valid_metadata(DEFAULT_FLOW, 1)
+    body = {
+        "query": COMPLETE_WITH_EVENT,
+        "variables": {"i": {"step": 1, "idempotencyKey": key, "metadata": metadata}},
+    }
     headers = {"Authorization": f"Bearer {token}"}
 
     first = (await client.post("/graphql", json=body, headers=headers)).json()

@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from app.config import Settings
 from app.main import create_app
 from tests.conftest import TEST_SECRET, Api, settle_failed_sqlite_connects
+from tests.flows import valid_metadata
 
 
 async def test_livez_and_readyz(http: httpx.AsyncClient) -> None:
@@ -66,7 +67,13 @@ async def test_request_id_is_echoed_and_logged(api: Api, http: httpx.AsyncClient
             json={
                 "query": "mutation($i: CompleteOnboardingStepInput!) "
                 "{ completeOnboardingStep(input: $i) { __typename } }",
-                "variables": {"i": {"step": 1, "idempotencyKey": "request-id-test-0001"}},
+                "variables": {
+                    "i": {
+                        "step": 1,
+                        "idempotencyKey": "request-id-test-0001",
+                        "metadata": valid_metadata(api.flow, 1),
+                    }
+                },
             },
             headers={**api.auth("alice"), "X-Request-ID": "req-abc-123"},
         )

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.drivers import SqliteDriver
-from app.kpi import DEFAULT_FLOW
+from app.flow_file import DEFAULT_FLOW
 from app.metrics import Metrics
 from app.processors.onboarding import OnboardingProcessor
 from app.services.onboarding import CompleteStepCommand

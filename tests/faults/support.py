@@ -15,6 +15,7 @@ from app.auth import TokenCodec
 from app.config import Settings
 from app.db import normalise_url
 from tests.conftest import COMPLETE_STEP, TEST_SECRET, rows
+from tests.flows import DEFAULT_FLOW, valid_metadata
 
 SUCCESS = "CompleteOnboardingStepSuccess"
 
@@ -57,7 +58,9 @@ class Attempt:
     key: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def body(self) -> dict[str, Any]:
-        fields = {"step": self.step, "source": "web", "metadata": {"attempt": self.key[:8]}}
+        # a distinct valid metadata per attempt: its event must carry exactly this one
+        metadata = valid_metadata(DEFAULT_FLOW, self.step, variant=int(self.key[:6], 16) + 1)
+        fields = {"step": self.step, "source": "web", "metadata": metadata}
         return {
             "query": COMPLETE_STEP,
             "variables": {"input": {"idempotencyKey": self.key, **fields}},

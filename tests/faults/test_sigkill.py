@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from app.auth import TokenCodec
-from app.kpi import DEFAULT_FLOW
+from app.flow_file import DEFAULT_FLOW
 from tests.faults.support import (
     SUCCESS,
     Attempt,

@@ -37,7 +37,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from app.kpi import DEFAULT_FLOW
+from app.flow_file import DEFAULT_FLOW
 from tests.faults.support import (
     SUCCESS,
     Attempt,

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from app.kpi import DEFAULT_FLOW
+from app.flow_file import DEFAULT_FLOW
 from tests.faults.support import (
     SUCCESS,
     Attempt,

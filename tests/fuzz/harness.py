@@ -25,7 +25,8 @@ from starlette.applications import Starlette
 
 from app.auth import TokenCodec
 from app.config import Settings
-from app.kpi import DEFAULT_FLOW, OnboardingFlow
+from app.flow_file import DEFAULT_FLOW
+from app.kpi import OnboardingFlow
 from app.main import create_app
 
 T = TypeVar("T")

@@ -21,7 +21,7 @@ from hypothesis_graphql import nodes
 
 from app.auth import TokenCodec
 from app.config import Settings
-from app.kpi import KpiId
+from app.flow_file import DEFAULT_FLOW
 from tests.fuzz.known_bugs import (
     EXTREME_DATETIMES,
     FORGED_CURSORS,
@@ -32,6 +32,8 @@ from tests.fuzz.known_bugs import (
     known,
 )
 from tests.fuzz.properties import SCHEMA
+
+KPI_IDS = [k.id for k in DEFAULT_FLOW.kpis]
 
 # --- Leaves -------------------------------------------------------------------------------
 
@@ -516,7 +518,7 @@ cursors = st.one_of(
 event_filters = st.none() | st.fixed_dictionaries(
     {},
     optional={
-        "kpiIds": st.lists(st.sampled_from([k.value for k in KpiId]) | filter_text, max_size=60),
+        "kpiIds": st.lists(st.sampled_from(KPI_IDS) | filter_text, max_size=60),
         "userId": st.sampled_from(["fuzz-user", "fuzz-user-2"]) | filter_text,
         "step": big_ints,
         "source": st.sampled_from(["web", "ios", "api"]) | filter_text,
@@ -525,7 +527,7 @@ event_filters = st.none() | st.fixed_dictionaries(
     },
 )
 page_sizes = mostly(st.none() | st.integers(0, 500), st.sampled_from([-1, 501]) | big_ints)
-kpi_ids = mostly(st.sampled_from([k.value for k in KpiId]), odd_text)
+kpi_ids = mostly(st.sampled_from(KPI_IDS), odd_text)
 time_zones = st.sampled_from(
     ["UTC", "Europe/Berlin", "America/St_Johns", "Pacific/Chatham", "Asia/Kathmandu", "Etc/GMT+12"]
 ) | st.sampled_from(["", "Nope/Zone", "../etc/passwd", "/etc/localtime", "UTC\x00", "\ud800"])

@@ -33,7 +33,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
-from app.kpi import DEFAULT_FLOW
+from app.flow_file import DEFAULT_FLOW
 from tests.fuzz.harness import Harness
 from tests.fuzz.properties import check_http, must_not_write, operation_types, parse, with_typenames
 from tests.fuzz.strategies import (

@@ -59,11 +59,12 @@ from app.processors.replay import ReplayProcessor
 from app.services.onboarding import parse_complete_step
 from tests.api.test_analytics_write_failure import break_event_writes
 from tests.conftest import rows
+from tests.flows import DEFAULT_FLOW, valid_metadata
 from tests.fuzz.harness import Harness
 
 USERS_PER_RUN = 3
 SOURCES = ("api", "web", "ios")
-METADATA: tuple[dict[str, Any], ...] = ({}, {"plan": "pro"}, {"seats": 3}, {"ok": True, "x": None})
+METADATA_VARIANTS = 4  # valid_metadata(flow, step, variant): 4 different valid submissions
 
 HEAL_EVENT_WRITES = {
     "sqlite": ["DROP TRIGGER refuse_kpi_events"],
@@ -86,15 +87,19 @@ class Submission:
 
     step: int
     source: str
-    metadata: int  # index into METADATA, so submissions are hashable and print short
+    metadata: int  # a valid_metadata variant, so submissions are hashable and print short
 
     def command(self, key: str) -> Any:
         return parse_complete_step(
+            DEFAULT_FLOW,
             step=self.step,
             idempotency_key=key,
             source=self.source,
-            metadata=dict(METADATA[self.metadata]),
+            metadata=self.metadata_sent(),
         )
+
+    def metadata_sent(self) -> dict[str, Any]:
+        return valid_metadata(DEFAULT_FLOW, self.step, self.metadata)
 
 
 @dataclass(frozen=True)
@@ -205,7 +210,7 @@ def check(
         )
         assert event.kpi_id == model.flow.steps[submission.step - 1].kpi_id
         assert event.occurred_at == result.completed_at
-        assert event.metadata == METADATA[submission.metadata]
+        assert event.metadata == submission.metadata_sent()
     else:
         assert result.event is None
     return Stored(user, key, submission, result)
@@ -338,7 +343,7 @@ def machine_for(harness: Harness) -> type[RuleBasedStateMachine]:
         Submission,
         step=st.integers(1, flow.total_steps + 2),  # two unknown steps too
         source=st.sampled_from(SOURCES),
-        metadata=st.integers(0, len(METADATA) - 1),
+        metadata=st.integers(0, METADATA_VARIANTS - 1),
     )
 
     class ProcessorMachine(RuleBasedStateMachine):

@@ -10,12 +10,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.drivers import Driver
-from app.kpi import DEFAULT_FLOW
+from app.flow_file import DEFAULT_FLOW
 from app.metrics import Metrics
 from app.processors.onboarding import OnboardingProcessor
 from app.services.onboarding import CompleteStepCommand
 from tests.conftest import Api, count, new_key
 from tests.databases import PostgresDatabases
+from tests.flows import valid_metadata
 
 SLOW_COMPLETIONS = [
     "CREATE FUNCTION slow_completion() RETURNS trigger LANGUAGE plpgsql AS "
@@ -23,6 +24,10 @@ SLOW_COMPLETIONS = [
     "CREATE TRIGGER slow_completion BEFORE INSERT ON step_completions "
     "FOR EACH ROW EXECUTE FUNCTION slow_completion()",
 ]
+
+
+def step_1_command() -> CompleteStepCommand:
+    return CompleteStepCommand(1, new_key(), "web", valid_metadata(DEFAULT_FLOW, 1))
 
 
 @pytest.fixture
@@ -80,9 +85,7 @@ async def test_a_request_cancelled_mid_transaction_leaves_no_open_transaction(
     processor = OnboardingProcessor(driver, flow=DEFAULT_FLOW, metrics=Metrics())
 
     # when the request is cancelled there (a client that went away, a server shutting down)
-    in_flight = asyncio.create_task(
-        processor.complete_step("bob", CompleteStepCommand(1, new_key(), "web", {}))
-    )
+    in_flight = asyncio.create_task(processor.complete_step("bob", step_1_command()))
     await asyncio.sleep(0.5)
     in_flight.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -109,6 +112,6 @@ async def test_a_request_cancelled_mid_transaction_leaves_no_open_transaction(
     assert await count(engine, "step_completions") == 0
     async with engine.begin() as conn:
         await conn.execute(text("DROP TRIGGER slow_completion ON step_completions"))
-    outcome = await processor.complete_step("bob", CompleteStepCommand(1, new_key(), "web", {}))
+    outcome = await processor.complete_step("bob", step_1_command())
     assert outcome.analytics_status.value == "RECORDED"
     assert await count(engine, "step_completions") == 1

@@ -10,16 +10,42 @@ from typing import Any
 import pytest
 
 from app.errors import AnalyticsEventBuildError, AnalyticsEventError, AnalyticsFailureStage
-from app.kpi import KpiId
-from app.services.analytics import KpiEventRecord, build_kpi_event, event_payload
+from app.flow_file import DEFAULT_FLOW, parse_flow
+from app.services.analytics import KpiEventRecord, event_payload
+from app.services.analytics import build_kpi_event as build_with_flow
+from tests.flows import valid_metadata
 
 OCCURRED_AT = datetime(2026, 3, 14, 15, 9, 26, 535897, tzinfo=UTC)
+# The default flow's KPIs, and a step 1 that keeps free-form metadata next to its field.
+FLOW = parse_flow(
+    {
+        "kpis": [
+            {"id": k.id, "name": k.name, "description": k.description, "kind": k.kind.value}
+            for k in DEFAULT_FLOW.kpis
+        ],
+        "steps": [
+            {
+                "key": "profile",
+                "title": "Profile",
+                "kpi": "onboarding.step_1_completed",
+                "extra": "allow",
+                "fields": [{"name": "plan", "label": "Plan", "type": "string"}],
+            },
+            {"key": "strict", "title": "Strict", "kpi": "onboarding.completed"},
+        ],
+    },
+    source="test",
+)
+
+
+def build_kpi_event(data: dict[str, Any], *, event_id: str | None = None) -> KpiEventRecord:
+    return build_with_flow(data, flow=FLOW, event_id=event_id)
 
 
 def payload(**overrides: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "completion_id": 7,
-        "kpi_id": KpiId.ONBOARDING_STEP_1_COMPLETED,
+        "kpi_id": "onboarding.step_1_completed",
         "user_id": "alice",
         "step": 1,
         "source": "web",
@@ -65,15 +91,8 @@ def test_event_payload_keeps_a_missing_kpi_id() -> None:
 # --- building the event -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "kpi_id",
-    [
-        pytest.param(KpiId.ONBOARDING_STEP_1_COMPLETED, id="enum-member"),
-        pytest.param("onboarding.step_1_completed", id="plain-string"),
-    ],
-)
-def test_build_event_from_canonical_kpi_id(kpi_id: str) -> None:
-    data = payload(kpi_id=kpi_id)
+def test_build_event_from_a_kpi_of_the_flow() -> None:
+    data = payload(kpi_id="onboarding.step_1_completed")
 
     event = build_kpi_event(data, event_id="evt-1")
 
@@ -87,12 +106,15 @@ def test_build_event_from_canonical_kpi_id(kpi_id: str) -> None:
         metadata={"plan": "pro", "seats": 3},
         occurred_at=OCCURRED_AT,
     )
-    assert type(event.kpi_id) is str  # the canonical value, not the enum member
 
 
-@pytest.mark.parametrize("kpi_id", list(KpiId), ids=[k.name for k in KpiId])
-def test_every_canonical_kpi_id_builds(kpi_id: KpiId) -> None:
-    assert build_kpi_event(payload(kpi_id=kpi_id.value)).kpi_id == kpi_id.value
+@pytest.mark.parametrize("step", [s for s in DEFAULT_FLOW.steps if s.kpi_id], ids=lambda s: s.key)
+def test_every_kpi_step_of_the_default_flow_builds(step: Any) -> None:
+    data = payload(
+        kpi_id=step.kpi_id, step=step.step, metadata=valid_metadata(DEFAULT_FLOW, step.step)
+    )
+
+    assert build_with_flow(data, flow=DEFAULT_FLOW).kpi_id == step.kpi_id
 
 
 def test_build_event_generates_a_uuid4_id_per_event() -> None:
@@ -135,7 +157,21 @@ def test_build_event_keeps_a_non_utc_offset() -> None:
 def test_unknown_kpi_id_is_a_build_error(kpi_id: str) -> None:
     error = build_error(payload(kpi_id=kpi_id))
 
-    assert error.message == f"'{kpi_id}' is not a canonical KPI identifier"
+    assert error.message == f"'{kpi_id}' is not a KPI declared by the flow"
+
+
+def test_metadata_outside_the_tracking_plan_is_a_build_error() -> None:
+    # step 2 declares no fields and keeps no extra keys: a replay under such a flow
+    # cannot build the event, and the failure stays recorded
+    error = build_error(payload(kpi_id="onboarding.completed", step=2))
+
+    assert error.message.startswith(
+        "the metadata does not satisfy the tracking plan of step 2 (strict): plan: "
+    )
+
+
+def test_a_step_missing_from_the_flow_is_a_build_error() -> None:
+    assert build_error(payload(step=9)).message == "step 9 is not in the flow"
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,8 @@ from app.errors import (
     StepNotEligible,
     StepNotEligibleReason,
 )
-from app.kpi import DEFAULT_FLOW, OnboardingFlow, OnboardingStep
+from app.flow_file import DEFAULT_FLOW
+from app.kpi import OnboardingFlow, OnboardingStep
 from app.services.onboarding import (
     CompleteStepCommand,
     Progress,
@@ -22,6 +23,7 @@ from app.services.onboarding import (
     parse_complete_step,
     progress_of,
 )
+from tests.flows import FREE_FORM
 
 VALID_KEY = "6f1c2a9e-2b1d-4a8e-9c55-0d9e4b7a1c33"
 
@@ -39,7 +41,7 @@ def parse(**overrides: Any) -> CompleteStepCommand:
         "metadata": None,
     }
     fields.update(overrides)
-    return parse_complete_step(**fields)
+    return parse_complete_step(FREE_FORM, **fields)
 
 
 def field_errors_of(**overrides: Any) -> list[FieldError]:
