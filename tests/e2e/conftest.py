@@ -1,7 +1,9 @@
 """Browser tests: headless Debian Chromium (Playwright) against the real server.
 
 One server for this package (``onboarding-kpi serve`` on a free port, a fresh SQLite file in
-a temporary data folder); each test signs in as its own user, so tests never share state.
+a temporary data folder) with the default flow, and one with the test suite's second flow
+(``team_trial_server``) for the tests that need it; each test signs in as its own user, so
+tests never share state.
 The fixtures are package-scoped on purpose: Playwright's sync API keeps an asyncio loop
 marked as running while it is started, so it must stop before the async tests elsewhere run.
 When a test fails, a screenshot of its page is saved into ``test-artifacts/``.
@@ -21,14 +23,18 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+from tests.flows import TEAM_TRIAL_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -77,6 +83,35 @@ class Server:
     def completions(self, user: str) -> list[dict[str, Any]]:
         return self.rows("SELECT * FROM step_completions WHERE user_id = ? ORDER BY step", user)
 
+    def graphql(
+        self, query: str, variables: dict[str, Any] | None = None, *, user: str | None = None
+    ) -> dict[str, Any]:
+        """POST /graphql as a client would (as ``user`` when given); the response's data."""
+        headers = {"Authorization": f"Bearer {self.token(user)}"} if user else {}
+        response = httpx.post(
+            f"{self.base_url}/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers=headers,
+            timeout=10,
+        )
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        assert "errors" not in body, body
+        data: dict[str, Any] = body["data"]
+        return data
+
+    def flow_steps(self) -> list[dict[str, Any]]:
+        """The steps as the page reads them, with the page's own OnboardingFlow document."""
+        steps: list[dict[str, Any]] = self.graphql(web_document("OnboardingFlow"))[
+            "onboardingFlow"
+        ]["steps"]
+        return steps
+
+
+def web_document(name: str) -> str:
+    """One of the page's GraphQL documents (web/graphql/<name>.graphql)."""
+    return (ROOT / "web" / "graphql" / f"{name}.graphql").read_text()
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -100,9 +135,9 @@ def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> 
     pytest.fail(f"the server was not ready after {STARTUP_TIMEOUT_SECONDS}s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="package")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("e2e-server")
+@contextmanager
+def _serve(data_dir: Path, **settings: str) -> Iterator[Server]:
+    """``onboarding-kpi serve`` on a free port, with ``settings`` as ONBOARDING_KPI_* vars."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONBOARDING_KPI_")}
     env |= {
         "ONBOARDING_KPI_ENV": "development",
@@ -110,6 +145,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "ONBOARDING_KPI_JWT_SECRET": JWT_SECRET,
         "ONBOARDING_KPI_LOG_FORMAT": "json",
     }
+    env |= {f"ONBOARDING_KPI_{name.upper()}": value for name, value in settings.items()}
     script = Path(sys.executable).with_name("onboarding-kpi")  # what `uv run onboarding-kpi` runs
     command = [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
     port = _free_port()
@@ -133,6 +169,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="package")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The server with the packaged default flow (app/default_flow.toml)."""
+    with _serve(tmp_path_factory.mktemp("e2e-server")) as running:
+        yield running
+
+
+@pytest.fixture(scope="package")
+def team_trial_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A second server that serves tests/flows/team_trial.toml instead, on its own database."""
+    data_dir = tmp_path_factory.mktemp("e2e-team-trial")
+    with _serve(data_dir, flow_file=str(TEAM_TRIAL_FILE)) as running:
+        yield running
 
 
 @pytest.fixture(scope="package")

@@ -25,7 +25,9 @@ import httpx
 import pytest
 from playwright.sync_api import Locator, Page, Request, Route, expect
 
+from app.flow_file import DEFAULT_FLOW
 from tests.e2e.conftest import ARTIFACTS, JWT_SECRET, Server, sign_in_with_token
+from tests.flows import valid_metadata
 from tests.server import running_server
 
 pytestmark = pytest.mark.e2e
@@ -64,7 +66,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def complete_step(server: Server, user: str, step: int) -> dict[str, Any]:
-    variables = {"input": {"step": step, "idempotencyKey": str(uuid.uuid4()), "source": "web"}}
+    """Complete ``step`` through the API, with metadata its tracking plan accepts."""
+    metadata = valid_metadata(DEFAULT_FLOW, step)
+    key = str(uuid.uuid4())
+    variables = {
+        "input": {"step": step, "idempotencyKey": key, "source": "web", "metadata": metadata}
+    }
     response = httpx.post(
         f"{server.base_url}/graphql",
         json={"query": COMPLETE_STEP, "variables": variables},

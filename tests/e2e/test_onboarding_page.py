@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, Request, Route, expect
 
+from app.flow_file import DEFAULT_FLOW
 from tests.e2e.conftest import ARTIFACTS, Server, sign_in_with_token
+from tests.flows import valid_metadata
 
 pytestmark = pytest.mark.e2e
 
@@ -89,9 +91,12 @@ def test_invalid_input_is_blocked_before_any_request(page: Page, server: Server,
     # then both fields explain the problem, focus is on the first, and nothing was sent
     name, role = page.get_by_label("Display name"), page.get_by_label("Your role")
     expect(name).to_have_attribute("aria-invalid", "true")
-    expect(name).to_have_accessible_description("Use at most 64 characters.")
+    # (the field's error first, then its hint)
+    expect(name).to_have_accessible_description(
+        "Display name must be at most 64 characters. Up to 64 characters."
+    )
     expect(role).to_have_attribute("aria-invalid", "true")
-    expect(role).to_have_accessible_description("Choose your role.")
+    expect(role).to_have_accessible_description("Your role: choose one of the options.")
     expect(name).to_be_focused()
     assert mutations(requests) == []
     assert server.kpi_events(user) == []
@@ -100,6 +105,7 @@ def test_invalid_input_is_blocked_before_any_request(page: Page, server: Server,
     complete_profile(page, name="Ada", role="founder")
     expect(page.get_by_role("status")).to_contain_text("Step 1 completed.")
     expect(name).not_to_have_attribute("aria-invalid", "true")
+    expect(name).to_have_accessible_description("Up to 64 characters.")
     sent = mutations(requests)
     assert len(sent) == 1
     assert sent[0]["metadata"] == {"displayName": "Ada", "role": "founder"}
@@ -118,11 +124,11 @@ def test_only_the_next_step_is_offered(page: Page, server: Server, user: str) ->
 def test_an_out_of_order_submission_shows_the_not_eligible_message(
     page: Page, server: Server, user: str
 ) -> None:
-    # given a client that sends step 3 although step 1 is not done
+    # given a client that sends step 3 (with metadata step 3 accepts) although step 1 is not done
     def send_step_3(route: Route) -> None:
         body = route.request.post_data_json
         if body["operationName"] == "CompleteOnboardingStep":
-            body["variables"]["input"]["step"] = 3
+            body["variables"]["input"] |= {"step": 3, "metadata": valid_metadata(DEFAULT_FLOW, 3)}
         route.continue_(post_data=json.dumps(body))
 
     open_signed_in(page, server, user)

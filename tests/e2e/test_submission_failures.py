@@ -203,3 +203,38 @@ def test_a_server_validation_error_is_shown_without_a_retry(
     expect(page.get_by_role("alert")).to_have_text(expected)
     expect(page.locator("#step-1-form-error")).to_have_text(expected)
     expect(page.get_by_role("button", name="Retry")).to_be_hidden()
+
+
+def test_the_servers_field_errors_land_next_to_their_controls(
+    page: Page, server: Server, user: str
+) -> None:
+    # given a client whose submission the real server refuses field by field: a name past
+    # the limit the page checked, and a key step 1 does not declare
+    def tamper(route: Route) -> None:
+        body = route.request.post_data_json
+        if body["operationName"] == "CompleteOnboardingStep":
+            body["variables"]["input"]["metadata"] |= {"displayName": "x" * 65, "plan": "pro"}
+        route.continue_(post_data=json.dumps(body))
+
+    open_signed_in(page, server, user)
+    page.route("**/graphql", tamper)
+
+    complete_profile(page)
+
+    # then the step's own field shows its message and gets focus; the unknown key, which has
+    # no control, is in the text; nothing is retried or recorded
+    name = page.get_by_label("Display name")
+    expect(name).to_have_attribute("aria-invalid", "true")
+    expect(name).to_have_accessible_description(
+        "Display name must be at most 64 characters. Up to 64 characters."
+    )
+    expect(name).to_be_focused()
+    expect(page.get_by_label("Your role")).not_to_have_attribute("aria-invalid", "true")
+    expected = (
+        "The server rejected this step (plan: 'plan' is not a field of step 1 (profile); "
+        "its fields are: displayName, role.)."
+    )
+    expect(page.locator("#step-1-form-error")).to_have_text(expected)
+    expect(page.get_by_role("alert")).to_have_text(expected)
+    expect(page.get_by_role("button", name="Retry")).to_be_hidden()
+    assert server.completions(user) == []

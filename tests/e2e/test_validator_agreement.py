@@ -1,9 +1,19 @@
 """The page's validator (web/onboarding/validator.js) and the server's rules agree.
 
-Each input is checked in the browser by ``validateCompleteStepInput`` and on the server side
-by ``app.services.onboarding.parse_complete_step``, fed exactly what the browser would send
+Each input is checked in the browser and on the server side by
+``app.services.onboarding.parse_complete_step``, fed exactly what the browser would send
 (``JSON.stringify`` of the input, parsed by Python). Both must report the same fields with
-the same messages.
+the same messages, in the same order. Three tables:
+
+- the contract rules of CompleteOnboardingStepInput (``validateCompleteStepInput``), on a
+  flow whose steps declare no fields, so that only the contract speaks;
+- the tracking plan (``submissionProblems``) on metadata as any client may send it: every
+  field type and rule, unknown keys, for both flows the suite runs on;
+- the forms (``validateStepFields``): raw form values as the page reads them, turned into
+  the metadata the page sends.
+
+The browser's steps come from each flow's server, through the page's own OnboardingFlow
+document, so the tables also prove that the document carries every rule.
 """
 
 from __future__ import annotations
@@ -19,8 +29,10 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from app.errors import RequestValidationError
+from app.kpi import OnboardingFlow
 from app.services.onboarding import IDEMPOTENCY_KEY_PATTERN, parse_complete_step
 from tests.e2e.conftest import Server
+from tests.flows import FLOWS, FREE_FORM
 
 pytestmark = pytest.mark.e2e
 
@@ -108,9 +120,11 @@ CASES = [
 ]
 
 
-def server_errors(sent: dict[str, Any]) -> list[dict[str, Any]]:
+def server_errors(sent: dict[str, Any], flow: OnboardingFlow = FREE_FORM) -> list[dict[str, Any]]:
+    """parse_complete_step's field errors for ``sent`` (by default with no tracking plan)."""
     try:
         parse_complete_step(
+            flow,
             step=sent["step"],
             idempotency_key=sent["idempotencyKey"],
             source=sent["source"],
@@ -125,6 +139,12 @@ def has_non_finite(value: Any) -> bool:
     if isinstance(value, dict):
         return any(has_non_finite(v) for v in value.values())
     return isinstance(value, float) and not math.isfinite(value)
+
+
+@pytest.fixture(scope="module")
+def served_steps(server: Server, team_trial_server: Server) -> dict[str, list[dict[str, Any]]]:
+    """Each flow's steps as its server answers the page's OnboardingFlow query."""
+    return {"default": server.flow_steps(), "team_trial": team_trial_server.flow_steps()}
 
 
 @pytest.fixture(scope="module")
@@ -182,81 +202,385 @@ def test_lone_surrogates_are_refused_by_client_and_server(validator_page: Page) 
     assert server_errors({**base, "metadata": {"k": "\U0001f680"}}) == []
 
 
-# --- the step forms -------------------------------------------------------------------------
+# --- the tracking plan ----------------------------------------------------------------------
 
-LONGEST_VALID = {
-    "profile": {"displayName": "é" * 64, "role": "product"},
-    "workspace": {"workspaceName": "🚀" * 64},
-    "invite": {"teammateEmail": "a" * 64 + "@" + ("b" * 60 + ".") * 3 + "c" * 6},  # 254
-    "first_project": {"projectName": "P" * 80},
-}
+TOO_LONG_EMAIL = "a" * 64 + "@" + ("b" * 60 + ".") * 3 + "c" * 7  # 255 characters
+LONGEST_EMAIL = TOO_LONG_EMAIL[:-1]  # 254
+PROFILE = {"displayName": "Ada", "role": "engineer"}
+ACCOUNT = {"fullName": "Ada Lovelace", "workEmail": "ada@example.com", "teamSize": 12}
 
 
-@pytest.mark.parametrize(("key", "values"), LONGEST_VALID.items())
-def test_the_longest_valid_form_values_make_metadata_the_server_accepts(
-    validator_page: Page, key: str, values: dict[str, str]
-) -> None:
-    result = call(validator_page, "validateStepFields", key, values)
-
-    assert result["errors"] == []
-    assert result["metadata"] == values
-    valid = {"step": 1, "idempotencyKey": KEY, "source": "web"}
-    assert server_errors({**valid, "metadata": result["metadata"]}) == []
+def plan_case(flow: str, step: int, metadata: Any, *expected: str, id: str, **input: Any) -> Any:
+    """``expected``: the last path element of each problem the server reports, in order."""
+    return pytest.param(flow, step, metadata, expected, input, id=f"{flow}-{step}-{id}")
 
 
-def field_case(key: str, values: dict[str, str], **expected: str) -> Any:
-    return pytest.param(key, values, expected, id=f"{key}-{'-'.join(expected) or 'valid'}")
-
-
-NOT_AN_EMAIL = "Enter an email address like name@example.com."
-FIELD_CASES = [
-    field_case("profile", {"displayName": "Ada", "role": "engineer"}),
-    field_case(
-        "profile",
-        {"displayName": "  ", "role": "x"},
-        displayName="Enter your display name.",
-        role="Choose one of the listed options.",
+PLAN_CASES = [
+    # default flow, step 1 (profile): a required string (max 64) and a required choice
+    plan_case("default", 1, PROFILE, id="valid"),
+    plan_case("default", 1, None, "displayName", "role", id="no-metadata"),
+    plan_case("default", 1, {}, "displayName", "role", id="empty"),
+    plan_case("default", 1, {"displayName": None, "role": None}, "displayName", "role", id="nulls"),
+    plan_case(
+        "default", 1, {"displayName": " \t\n", "role": ""}, "displayName", "role", id="blank"
     ),
-    field_case(
-        "profile",
-        {"displayName": "x" * 65, "role": "other"},
-        displayName="Use at most 64 characters.",
-    ),
-    field_case(
-        "profile",
-        {"displayName": "a\u0007b", "role": "other"},
-        displayName="Remove the special characters.",
-    ),
-    field_case("profile", {"displayName": "Ada"}, role="Choose your role."),
-    field_case(
-        "workspace", {"workspaceName": ""}, workspaceName="Enter a name for your workspace."
-    ),
-    field_case("invite", {"teammateEmail": " grace.hopper+ob@navy.example.org "}),
+    # Python's whitespace is not JavaScript's: U+001F and U+0085 are blank, U+FEFF is not
+    plan_case("default", 1, {**PROFILE, "displayName": "\x1f\x85"}, "displayName", id="py-blank"),
+    plan_case("default", 1, {**PROFILE, "displayName": "\ufeff"}, id="bom-is-text"),
+    plan_case("default", 1, {"displayName": 5, "role": True}, "displayName", "role", id="types"),
+    plan_case("default", 1, {**PROFILE, "displayName": "é" * 64}, id="64-two-byte"),
+    plan_case("default", 1, {**PROFILE, "displayName": "🚀" * 64}, id="64-emoji"),
+    plan_case("default", 1, {**PROFILE, "displayName": "🚀" * 65}, "displayName", id="65-emoji"),
+    plan_case("default", 1, {**PROFILE, "displayName": "x" * 65}, "displayName", id="65"),
     *(
-        field_case("invite", {"teammateEmail": bad}, teammateEmail=NOT_AN_EMAIL)
-        for bad in (
-            "grace",
-            "grace@",
-            "@example.com",
-            "grace@example",
-            "gr ace@example.com",
-            "grace@-example.com",
-            "grace@example..com",
-            "grace@exa_mple.com",
+        plan_case("default", 1, {**PROFILE, "displayName": f"a{c}b"}, "displayName", id=name)
+        for name, c in (("bell", "\x07"), ("tab", "\t"), ("del", "\x7f"), ("c1", "\x9f"))
+    ),
+    # NUL and lone surrogates break the contract: its message only, no tracking plan
+    plan_case("default", 1, {**PROFILE, "displayName": "a\x00b"}, "metadata", id="nul"),
+    plan_case("default", 1, {**PROFILE, "displayName": "\ud800"}, "metadata", id="surrogate"),
+    plan_case("default", 1, {**PROFILE, "role": "Engineer"}, "role", id="choice-label"),
+    plan_case("default", 1, {**PROFILE, "plan": "pro"}, "plan", id="unknown-key"),
+    # JSON.stringify sends integer-like keys first; the server reports them as received
+    plan_case("default", 1, {**PROFILE, "b": 1, "2": 2}, "2", "b", id="unknown-keys-order"),
+    plan_case("default", 1, {"z": 1, "role": "x"}, "displayName", "role", "z", id="all-at-once"),
+    # several problems of the contract and the plan: all reported, contract first
+    plan_case(
+        "default",
+        1,
+        {},
+        "idempotencyKey",
+        "displayName",
+        "role",
+        id="bad-key",
+        idempotencyKey="short",
+    ),
+    plan_case("default", 2, {"workspaceName": ""}, "workspaceName", id="workspace-empty"),
+    plan_case("default", 2, {"workspaceName": "🚀" * 64}, id="workspace-64-emoji"),
+    # step 3 (invite): an email
+    plan_case("default", 3, {"teammateEmail": "grace.hopper+ob@navy.example.org"}, id="email"),
+    plan_case("default", 3, {"teammateEmail": "a@b.c"}, id="email-shortest"),
+    plan_case("default", 3, {"teammateEmail": LONGEST_EMAIL}, id="email-254"),
+    plan_case("default", 3, {"teammateEmail": TOO_LONG_EMAIL}, "teammateEmail", id="email-255"),
+    *(
+        plan_case("default", 3, {"teammateEmail": bad}, "teammateEmail", id=f"email-{i}")
+        for i, bad in enumerate(
+            (
+                "grace",
+                "grace@",
+                "@example.com",
+                "grace@example",
+                "gr ace@example.com",
+                "grace@-example.com",
+                "grace@example-.com",
+                "grace@example..com",
+                "grace@exa_mple.com",
+                "grace@example.com\n",
+                "grâce@example.com",
+                "grace@" + "a" * 64 + ".com",
+            )
         )
     ),
-    field_case("first_project", {"projectName": "Apollo"}),
-    field_case("unknown_step", {}),
+    plan_case("default", 3, {"teammateEmail": ["a@b.c"]}, "metadata", id="email-list"),
+    plan_case("default", 4, {"projectName": "P" * 80}, id="project-80"),
+    plan_case("default", 4, {"projectName": "P" * 81}, "projectName", id="project-81"),
+    plan_case("default", 5, {"anything": 1}, id="step-not-in-flow"),
+    # team_trial, step 1 (account): min and max length, email, integer with bounds
+    plan_case("team_trial", 1, ACCOUNT, id="valid"),
+    plan_case("team_trial", 1, {}, "fullName", "workEmail", "teamSize", id="empty"),
+    plan_case("team_trial", 1, {**ACCOUNT, "fullName": "A"}, "fullName", id="name-1"),
+    plan_case("team_trial", 1, {**ACCOUNT, "fullName": "Al"}, id="name-2"),
+    plan_case("team_trial", 1, {**ACCOUNT, "fullName": "🚀🚀"}, id="name-2-emoji"),
+    plan_case("team_trial", 1, {**ACCOUNT, "fullName": "x" * 40}, id="name-40"),
+    plan_case("team_trial", 1, {**ACCOUNT, "fullName": "x" * 41}, "fullName", id="name-41"),
+    plan_case("team_trial", 1, {**ACCOUNT, "workEmail": "ada"}, "workEmail", id="email"),
+    plan_case("team_trial", 1, {**ACCOUNT, "workEmail": 7}, "workEmail", id="email-number"),
+    *(
+        plan_case("team_trial", 1, {**ACCOUNT, "teamSize": size}, *problem, id=f"size-{size!r}")
+        for size, *problem in (
+            (1,),
+            (500,),
+            (0, "teamSize"),
+            (501, "teamSize"),
+            (-1, "teamSize"),
+            (2.5, "teamSize"),
+            (1e21, "teamSize"),
+            ("12", "teamSize"),
+            (True, "teamSize"),
+        )
+    ),
+    plan_case(
+        "team_trial",
+        1,
+        {"extra": 1, "teamSize": 0, "fullName": "A"},
+        *("fullName", "workEmail", "teamSize", "extra"),
+        id="declared-first-then-unknown",
+    ),
+    # step 2 (plan): a required choice and an optional boolean
+    plan_case("team_trial", 2, {"plan": "pro", "annualBilling": True}, id="valid"),
+    plan_case("team_trial", 2, {"plan": "starter", "annualBilling": False}, id="false"),
+    plan_case("team_trial", 2, {"plan": "starter"}, id="boolean-omitted"),
+    plan_case("team_trial", 2, {"plan": "pro", "annualBilling": None}, id="boolean-null"),
+    plan_case("team_trial", 2, {"annualBilling": True}, "plan", id="choice-missing"),
+    plan_case("team_trial", 2, {"plan": "enterprise"}, "plan", id="choice-outside"),
+    plan_case("team_trial", 2, {"plan": 1}, "plan", id="choice-number"),
+    *(
+        plan_case("team_trial", 2, {"plan": "pro", "annualBilling": v}, "annualBilling", id=i)
+        for i, v in (("bool-string", "true"), ("bool-one", 1), ("bool-zero", 0))
+    ),
+    # step 3 (connect): extra = "allow" keeps undeclared keys, still checks declared ones
+    plan_case("team_trial", 3, {"connector": "csv", "rows": 10, "why": "x"}, id="extra-kept"),
+    plan_case("team_trial", 3, {"rows": 10}, "connector", id="extra-but-missing"),
+    # step 4 (budget): a number with fractional bounds, an optional string
+    *(
+        plan_case("team_trial", 4, {"monthlyBudget": v}, *problem, id=f"budget-{v!r}")
+        for v, *problem in (
+            (0.5,),
+            (10000,),
+            (42,),
+            (0.49, "monthlyBudget"),
+            (0, "monthlyBudget"),
+            (10000.01, "monthlyBudget"),
+            ("12.5", "monthlyBudget"),
+            (False, "monthlyBudget"),
+        )
+    ),
+    plan_case("team_trial", 4, {"monthlyBudget": 1, "note": ""}, id="note-empty"),
+    plan_case("team_trial", 4, {"monthlyBudget": 1, "note": "n" * 120}, id="note-120"),
+    plan_case("team_trial", 4, {"monthlyBudget": 1, "note": "n" * 121}, "note", id="note-121"),
+    plan_case("team_trial", 4, {"monthlyBudget": 1, "note": 5}, "note", id="note-number"),
+    plan_case("team_trial", 4, {"monthlyBudget": None}, "monthlyBudget", id="budget-null"),
+    # step 5 (tour): no fields, so every key is refused ("its fields are: none")
+    plan_case("team_trial", 5, {}, id="no-fields"),
+    plan_case("team_trial", 5, {"seen": True}, "seen", id="no-fields-key"),
+    plan_case("team_trial", 6, {"dashboardName": "KPIs"}, id="valid"),
 ]
 
 
-@pytest.mark.parametrize(("key", "values", "expected"), FIELD_CASES)
-def test_form_field_rules(
-    validator_page: Page, key: str, values: dict[str, str], expected: dict[str, str]
-) -> None:
-    errors = call(validator_page, "validateStepFields", key, values)["errors"]
+def check(page: Page, expression: str, *args: Any) -> Any:
+    """Run ``expression`` (a function of the validator module and ``args``) in the browser."""
+    return page.evaluate(
+        f"async ([module, args]) => ({expression})(await import(module), ...args)",
+        [VALIDATOR, list(args)],
+    )
 
-    assert {e["field"]: e["message"] for e in errors} == expected
+
+def browser_step(steps: dict[str, list[dict[str, Any]]], flow: str, step: int) -> Any:
+    found = [s for s in steps[flow] if s["step"] == step]
+    return found[0] if found else None
+
+
+@pytest.mark.parametrize(("flow", "step", "metadata", "expected", "overrides"), PLAN_CASES)
+def test_the_tracking_plan_gives_the_servers_messages(
+    validator_page: Page,
+    served_steps: dict[str, list[dict[str, Any]]],
+    flow: str,
+    step: int,
+    metadata: Any,
+    expected: tuple[str, ...],
+    overrides: dict[str, Any],
+) -> None:
+    # given a submission of ``metadata`` for a step of the flow, as the page has the step
+    given = {"step": step, "idempotencyKey": KEY, "source": "web", "metadata": metadata}
+    given |= overrides
+    definition = browser_step(served_steps, flow, step)
+
+    # when the browser and the server check it
+    client, wire = check(
+        validator_page,
+        "(v, step, input) => [v.submissionProblems(step, input), JSON.stringify(input)]",
+        definition,
+        given,
+    )
+    server = server_errors(json.loads(wire), FLOWS[flow])
+
+    # then they report the same problems, which are the ones the case is about
+    assert client == server
+    assert tuple(e["path"][-1] for e in server) == expected
+
+
+def form_case(flow: str, step: int, values: dict[str, Any], *expected: str, id: str) -> Any:
+    return pytest.param(flow, step, values, expected, None, id=f"{flow}-{step}-{id}")
+
+
+def form_sends(flow: str, step: int, values: dict[str, Any], sends: dict[str, Any], id: str) -> Any:
+    """A valid form whose values become exactly the metadata ``sends``."""
+    return pytest.param(flow, step, values, (), sends, id=f"{flow}-{step}-{id}")
+
+
+FORM_CASES = [
+    # text is trimmed (of what either language calls whitespace), blank fields left out
+    form_sends("default", 1, {"displayName": "  Ada  ", "role": "engineer"}, PROFILE, id="trim"),
+    form_sends(
+        "default",
+        1,
+        {"displayName": "\u3000Ada\xa0\x85", "role": "engineer"},
+        PROFILE,
+        id="trim-unicode",
+    ),
+    form_sends(
+        "default",
+        1,
+        {"displayName": " " + "é" * 64 + " ", "role": "product"},
+        {"displayName": "é" * 64, "role": "product"},
+        id="longest",
+    ),
+    form_case("default", 1, {"displayName": "", "role": ""}, "displayName", "role", id="empty"),
+    form_case(
+        "default", 1, {"displayName": "\x1f\x1c", "role": "other"}, "displayName", id="py-blank"
+    ),
+    form_case("default", 1, {"role": "founder"}, "displayName", id="field-missing"),
+    form_case(
+        "default", 1, {"displayName": "x" * 65, "role": "x"}, "displayName", "role", id="bad"
+    ),
+    form_case("default", 1, {"displayName": "a\u0007b", "role": "other"}, "displayName", id="bell"),
+    form_case("default", 2, {"workspaceName": "a\x00b"}, "metadata", id="nul"),
+    form_sends(
+        "default",
+        3,
+        {"teammateEmail": " grace.hopper+ob@navy.example.org "},
+        {"teammateEmail": "grace.hopper+ob@navy.example.org"},
+        id="email-trimmed",
+    ),
+    form_case("default", 3, {"teammateEmail": "grace@example"}, "teammateEmail", id="email-bad"),
+    form_case("default", 3, {"teammateEmail": TOO_LONG_EMAIL}, "teammateEmail", id="email-255"),
+    # number text becomes a number (as a number input's value), other text stays text
+    form_sends(
+        "team_trial",
+        1,
+        {"fullName": "Ada Lovelace", "workEmail": "ada@example.com", "teamSize": " 12 "},
+        ACCOUNT,
+        id="integer-text",
+    ),
+    *(
+        form_case("team_trial", 1, {**ACCOUNT, "teamSize": text}, *problem, id=f"size-{text}")
+        for text, *problem in (
+            ("2.0",),
+            ("1e2",),
+            ("500",),
+            ("12.5", "teamSize"),
+            ("501", "teamSize"),
+            ("-3", "teamSize"),
+            ("1e400", "teamSize"),
+            ("0x10", "teamSize"),
+            ("abc", "teamSize"),
+            ("not a number", "teamSize"),  # what the page reads from a number input's bad text
+            ("", "teamSize"),
+        )
+    ),
+    form_case(
+        "team_trial",
+        1,
+        {"fullName": " A ", "workEmail": "", "teamSize": "0"},
+        "fullName",
+        "workEmail",
+        "teamSize",
+        id="all-wrong",
+    ),
+    # a checkbox is true or false, a select its value ("" for "Choose…")
+    form_sends(
+        "team_trial",
+        2,
+        {"plan": "pro", "annualBilling": False},
+        {"plan": "pro", "annualBilling": False},
+        id="unchecked",
+    ),
+    form_case("team_trial", 2, {"plan": "", "annualBilling": True}, "plan", id="not-chosen"),
+    form_case("team_trial", 2, {"plan": "gold", "annualBilling": True}, "plan", id="not-a-choice"),
+    form_sends("team_trial", 3, {"connector": "bigquery"}, {"connector": "bigquery"}, id="choice"),
+    form_sends(
+        "team_trial", 4, {"monthlyBudget": ".5", "note": "  "}, {"monthlyBudget": 0.5}, id="number"
+    ),
+    *(
+        form_case(
+            "team_trial", 4, {"monthlyBudget": text, "note": ""}, *problem, id=f"budget-{text}"
+        )
+        for text, *problem in (
+            ("10000",),
+            ("1.25e3",),
+            ("0.49", "monthlyBudget"),
+            ("10000.01", "monthlyBudget"),
+            ("1,5", "monthlyBudget"),
+            ("", "monthlyBudget"),
+        )
+    ),
+    form_case("team_trial", 4, {"monthlyBudget": "1", "note": "n" * 121}, "note", id="note-121"),
+    form_sends("team_trial", 5, {}, {}, id="no-fields"),
+]
+
+
+@pytest.mark.parametrize(("flow", "step", "values", "expected", "sends"), FORM_CASES)
+def test_forms_send_what_the_server_accepts_and_refuse_what_it_refuses(
+    validator_page: Page,
+    served_steps: dict[str, list[dict[str, Any]]],
+    flow: str,
+    step: int,
+    values: dict[str, Any],
+    expected: tuple[str, ...],
+    sends: dict[str, Any] | None,
+) -> None:
+    # given a step's form values, as the page reads them from its controls
+    definition = browser_step(served_steps, flow, step)
+
+    # when the browser validates them and builds the submission the page would send
+    client = check(
+        validator_page,
+        """(v, step, n, key, values) => {
+            const { errors, metadata } = v.validateStepFields(step, values);
+            const input = { step: n, idempotencyKey: key, source: "web", metadata };
+            const problems = v.submissionProblems(step, input);
+            return { errors, problems, wire: JSON.stringify(input) };
+        }""",
+        definition,
+        step,
+        KEY,
+        values,
+    )
+    sent = json.loads(client["wire"])
+    server = server_errors(sent, FLOWS[flow])
+
+    # then the browser's verdict is the server's on what the browser would send
+    assert client["problems"] == server
+    assert tuple(e["path"][-1] for e in server) == expected
+    plan = [e for e in server if len(e["path"]) == 3]
+    if not any(e["path"] == ["input", "metadata"] for e in server):
+        assert client["errors"] == [{"field": e["path"][2], "message": e["message"]} for e in plan]
+    if sends is not None:
+        assert sent["metadata"] == sends
+
+
+def test_an_unknown_step_has_no_form(validator_page: Page) -> None:
+    result = check(validator_page, "(v) => v.validateStepFields(null, { x: 'y' })")
+
+    assert result == {"errors": [], "metadata": {}}
+
+
+def test_the_messages_read_as_the_tracking_plan_says(
+    validator_page: Page, served_steps: dict[str, list[dict[str, Any]]]
+) -> None:
+    # a few of the table's messages spelled out, so that a wording change shows up here too
+    budget = browser_step(served_steps, "team_trial", 4)
+    tour = browser_step(served_steps, "team_trial", 5)
+    profile = browser_step(served_steps, "default", 1)
+    messages = check(
+        validator_page,
+        """(v, budget, tour, profile) => [
+            ...v.metadataProblems(budget, { monthlyBudget: 0.25, note: 1 }),
+            ...v.metadataProblems(tour, { seen: true }),
+            ...v.metadataProblems(profile, { displayName: " ", role: "boss", x: 1 }),
+        ].map((e) => e.message)""",
+        budget,
+        tour,
+        profile,
+    )
+    assert messages == [
+        "Monthly budget must be at least 0.5.",
+        "Note must be text.",
+        "'seen' is not a field of step 5 (tour); its fields are: none.",
+        "Display name is required.",
+        "Your role must be one of: engineer, designer, product, founder, other.",
+        "'x' is not a field of step 1 (profile); its fields are: displayName, role.",
+    ]
 
 
 def test_generated_idempotency_keys_are_accepted_by_the_server(validator_page: Page) -> None:

@@ -1,7 +1,6 @@
 // The onboarding step component (seed resource ui-w8p2): renders the flow's state, captures
-// each step's form, shows field errors, confirmations and errors, and moves focus.
-
-import { STEP_FORMS } from "./validator.js";
+// each step's form from the fields the flow declares, shows field errors, confirmations and
+// errors, and moves focus.
 
 const $ = (id) => document.getElementById(id);
 
@@ -54,19 +53,24 @@ export function mountOnboarding(flow) {
   });
 }
 
-function stepItem({ step, key, title, kpiId }, flow) {
+function stepItem({ step, title, description, kpiId, fields }, flow) {
   const id = `step-${step}`;
-  const fields = (STEP_FORMS[key] ?? []).map((field) => fieldBlock(id, field));
   const form = h(
     "form",
-    { id: `${id}-form`, "aria-labelledby": `${id}-title`, novalidate: true, hidden: true },
-    ...fields,
+    {
+      id: `${id}-form`,
+      "aria-labelledby": `${id}-title`,
+      "aria-describedby": description ? `${id}-description` : null,
+      novalidate: true,
+      hidden: true,
+    },
+    ...fields.map((field) => fieldBlock(id, field)),
     h("p", { id: `${id}-form-error`, class: "form-error", hidden: true }),
     h("button", { type: "submit", class: "primary" }, `Complete step ${step}`),
   );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    flow.submit(step, Object.fromEntries(new FormData(form)));
+    flow.submit(step, formValues(form, fields));
   });
   const kpi = kpiId
     ? h("p", { class: "kpi" }, "Counts toward the KPI ", h("code", {}, kpiId))
@@ -75,48 +79,102 @@ function stepItem({ step, key, title, kpiId }, flow) {
     "li",
     { id, class: "step", "data-step": step },
     h("h2", { id: `${id}-title` }, `Step ${step}: ${title}`),
+    description ? h("p", { id: `${id}-description`, class: "description" }, description) : null,
     kpi,
     h("p", { id: `${id}-state`, class: "step-state" }),
     form,
   );
 }
 
+/** One StepField of the flow as a labelled control, its hint and its error message. */
 function fieldBlock(stepId, field) {
   const id = `${stepId}-${field.name}`;
-  const control = field.options
-    ? h(
+  const hint = hintOf(field);
+  const describedBy = hint ? `${id}-hint` : null;
+  const common = {
+    id,
+    name: field.name,
+    "aria-required": field.required && field.type !== "BOOLEAN" ? "true" : null,
+    "aria-describedby": describedBy,
+  };
+  const label = h("label", { for: id }, field.label);
+  const hintNode = hint ? h("p", { id: `${id}-hint`, class: "hint" }, hint) : null;
+  const error = h("p", { id: `${id}-error`, class: "field-error", hidden: true });
+  if (field.type === "BOOLEAN") {
+    const box = h("input", { ...common, type: "checkbox" });
+    return h("div", { class: "field checkbox" }, box, label, hintNode, error);
+  }
+  return h("div", { class: "field" }, label, control(field, common), hintNode, error);
+}
+
+function control(field, common) {
+  switch (field.type) {
+    case "CHOICE":
+      return h(
         "select",
-        { id, name: field.name },
+        common,
         h("option", { value: "" }, "Choose…"),
-        ...field.options.map(([value, label]) => h("option", { value }, label)),
-      )
-    : h("input", {
-        id,
-        name: field.name,
-        type: field.type ?? "text",
-        autocomplete: field.autocomplete ?? "off",
-        spellcheck: field.type === "email" ? "false" : null,
+        ...(field.choices ?? []).map(({ value, label }) => h("option", { value }, label)),
+      );
+    case "INTEGER":
+    case "NUMBER": {
+      const integer = field.type === "INTEGER";
+      return h("input", {
+        ...common,
+        type: "number",
+        step: integer ? "1" : "any",
+        inputmode: integer ? "numeric" : "decimal",
+        min: field.minimum,
+        max: field.maximum,
       });
-  return h(
-    "div",
-    { class: "field" },
-    h("label", { for: id }, field.label),
-    control,
-    h("p", { id: `${id}-error`, class: "field-error", hidden: true }),
-  );
+    }
+    case "EMAIL":
+      return h("input", { ...common, type: "email", autocomplete: "off", spellcheck: "false" });
+    default:
+      // No maxlength attribute: it counts UTF-16 units, the server counts characters, so it
+      // would cut off valid text made of emoji. The hint says the limit instead.
+      return h("input", { ...common, type: "text", autocomplete: "off" });
+  }
+}
+
+/** What the user should know before typing: optional, lengths, bounds. */
+function hintOf({ type, required, minLength, maxLength, minimum, maximum }) {
+  const optional = !required && type !== "BOOLEAN" ? "Optional." : null;
+  const parts = [optional, range(minLength, maxLength, " characters"), range(minimum, maximum, "")];
+  return parts.filter(Boolean).join(" ");
+}
+
+function range(low, high, unit) {
+  if (low != null && high != null) return `From ${low} to ${high}${unit}.`;
+  if (high != null) return `Up to ${high}${unit}.`;
+  if (low != null) return `At least ${low}${unit}.`;
+  return null;
+}
+
+/** The form's values for validateStepFields: text per field, true/false for checkboxes. */
+function formValues(form, fields) {
+  const values = {};
+  for (const { name } of fields) {
+    const input = form.elements[name];
+    if (input.type === "checkbox") values[name] = input.checked;
+    // A number input reports "" for text that is not a number; pass text that says so, so
+    // the user is told "must be a number" rather than "is required".
+    else if (input.validity.badInput) values[name] = "not a number";
+    else values[name] = input.value;
+  }
+  return values;
 }
 
 function setFieldError(control, message) {
   const error = document.getElementById(`${control.id}-error`);
+  const hint = document.getElementById(`${control.id}-hint`);
   error.textContent = message ?? "";
   error.hidden = !message;
-  if (message) {
-    control.setAttribute("aria-invalid", "true");
-    control.setAttribute("aria-describedby", error.id);
-  } else {
-    control.removeAttribute("aria-invalid");
-    control.removeAttribute("aria-describedby");
-  }
+  const describedBy = [message ? error.id : null, hint?.id].filter(Boolean).join(" ");
+  if (message) control.setAttribute("aria-invalid", "true");
+  else control.removeAttribute("aria-invalid");
+  if (describedBy) control.setAttribute("aria-describedby", describedBy);
+  else control.removeAttribute("aria-describedby");
 }
 
 function renderSession({ auth, userId, devSignIn, hostManaged }) {
@@ -192,14 +250,15 @@ function confirmation({ step, analytics, kpiId }) {
 
 function showInvalid({ step, fields, text }, alert) {
   const form = $(`step-${step}-form`);
-  for (const { field, message } of fields) setFieldError(form.elements[field], message);
+  const invalid = fields.filter(({ field }) => form.elements[field]);
+  for (const { field, message } of invalid) setFieldError(form.elements[field], message);
   if (text) {
     const formError = $(`step-${step}-form-error`);
     formError.textContent = text;
     formError.hidden = false;
     alert.textContent = text;
   }
-  const first = fields[0];
+  const first = invalid[0];
   (first ? form.elements[first.field] : form.querySelector("button")).focus();
 }
 

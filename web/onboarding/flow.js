@@ -3,7 +3,7 @@
 
 import { GraphQLClient, loadContract } from "./contract.js";
 import { Session, userIdOf } from "./session.js";
-import { userIdProblem, validateCompleteStepInput, validateStepFields } from "./validator.js";
+import { submissionProblems, userIdProblem, validateStepFields } from "./validator.js";
 
 export const SOURCE = "web";
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -130,19 +130,21 @@ export class OnboardingModule extends EventTarget {
   /** Validate a step's form values and, only when they are valid, submit them. */
   async submit(step, values) {
     if (this.state.busyStep !== null) return;
-    const definition = this.state.steps.find((s) => s.step === step);
-    const { errors, metadata } = validateStepFields(definition?.key, values);
-    if (errors.length) return this.#set({ notice: { kind: "invalid", step, fields: errors } });
+    const definition = this.#step(step);
+    const { metadata } = validateStepFields(definition, values);
     // The same values after an unanswered attempt are that attempt again: same key.
     const same = this.attempt?.step === step && sameJson(this.attempt.metadata, metadata);
     const attempt = same ? this.attempt : { step, key: newKey(), metadata };
-    const contractErrors = validateCompleteStepInput(inputOf(attempt));
-    if (contractErrors.length) {
-      const text = contractErrors.map((e) => `${e.path.at(-1)} ${e.message}`).join("; ");
-      return this.#set({ notice: { kind: "invalid", step, fields: [], text } });
+    const problems = submissionProblems(definition, inputOf(attempt));
+    if (problems.length) {
+      return this.#set({ notice: { kind: "invalid", step, ...invalidNotice(problems) } });
     }
     this.attempt = attempt;
     return this.#send();
+  }
+
+  #step(step) {
+    return this.state.steps.find((s) => s.step === step);
   }
 
   /** Resend the unanswered attempt with its key, or reload after a failed load. */
@@ -174,7 +176,7 @@ export class OnboardingModule extends EventTarget {
   #succeeded({ progress, analytics }) {
     const { step } = this.attempt;
     this.attempt = null;
-    const kpiId = analytics.event?.kpiId ?? this.state.steps.find((s) => s.step === step)?.kpiId;
+    const kpiId = analytics.event?.kpiId ?? this.#step(step)?.kpiId;
     this.#set({ progress, notice: { kind: "success", step, analytics: analytics.status, kpiId } });
   }
 
@@ -188,7 +190,7 @@ export class OnboardingModule extends EventTarget {
       case "AuthenticationError":
         return this.#sessionExpired();
       case "ValidationError":
-        return drop({ kind: "invalid", fields: [], text: serverFieldErrors(error) });
+        return drop({ kind: "invalid", ...serverFieldErrors(this.#step(step), error) });
       case "StepNotEligibleError":
         drop({ text: (NOT_ELIGIBLE[error.reason] ?? (() => error.message))(error.step) });
         return this.#refreshProgress();
@@ -217,11 +219,34 @@ function inputOf({ step, key, metadata }) {
   return { step, idempotencyKey: key, source: SOURCE, metadata };
 }
 
+/** The page's own problems: a step field's next to its control, the others in one text. */
+function invalidNotice(problems) {
+  const fields = problems
+    .filter((e) => e.path.length === 3)
+    .map((e) => ({ field: e.path[2], message: e.message }));
+  const others = problems.filter((e) => e.path.length !== 3);
+  const text = others.map((e) => `${e.path.at(-1)} ${e.message}`).join("; ") || null;
+  return { fields, text };
+}
+
 function sameJson(a, b) {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-function serverFieldErrors({ message, fieldErrors }) {
-  const details = fieldErrors.map((e) => `${e.path.at(-1)}: ${e.message}`).join("; ");
-  return details ? `The server rejected this step (${details}).` : message;
+/**
+ * A ValidationError as {fields, text}: the errors of the step's own fields (path
+ * ["input", "metadata", name]) go next to their controls, every other one into the text.
+ */
+function serverFieldErrors(definition, { message, fieldErrors }) {
+  const names = new Set((definition?.fields ?? []).map((f) => f.name));
+  const isField = ({ path }) => path.length === 3 && path[1] === "metadata" && names.has(path[2]);
+  const fields = fieldErrors
+    .filter(isField)
+    .map((e) => ({ field: e.path[2], message: e.message }));
+  const details = fieldErrors
+    .filter((e) => !isField(e))
+    .map((e) => `${e.path.at(-1)}: ${e.message}`)
+    .join("; ");
+  if (details) return { fields, text: `The server rejected this step (${details}).` };
+  return { fields, text: fields.length ? null : message };
 }

@@ -5,7 +5,9 @@
 // - the contract rules of CompleteOnboardingStepInput, mirroring app/services/onboarding.py
 //   (parse_complete_step) limit for limit and message for message; tests/e2e prove that the
 //   two agree on a table of inputs;
-// - the per-step form fields (STEP_FORMS), whose values become the step's `metadata`.
+// - the step's tracking plan: the fields each step declares in onboardingFlow, mirroring
+//   app/services/tracking_plan.py (metadata_problems) the same way; a step's form values
+//   become its `metadata` (validateStepFields).
 
 export const MAX_STEP = 10_000;
 export const MAX_METADATA_KEYS = 32;
@@ -83,88 +85,149 @@ function pythonNumber(n) {
   return `${sign}${digits.slice(0, exp + 1)}.${digits.slice(exp + 1)}`;
 }
 
-// --- the step forms ------------------------------------------------------------------------
-
-export const ROLES = [
-  ["engineer", "Engineer"],
-  ["designer", "Designer"],
-  ["product", "Product manager"],
-  ["founder", "Founder"],
-  ["other", "Other"],
-];
-
-/** Fields per step key (OnboardingStep.key); their values become the step's metadata. */
-export const STEP_FORMS = {
-  profile: [
-    {
-      name: "displayName",
-      label: "Display name",
-      missing: "Enter your display name.",
-      maxLength: 64,
-      autocomplete: "name",
-    },
-    { name: "role", label: "Your role", missing: "Choose your role.", options: ROLES },
-  ],
-  workspace: [
-    {
-      name: "workspaceName",
-      label: "Workspace name",
-      missing: "Enter a name for your workspace.",
-      maxLength: 64,
-    },
-  ],
-  invite: [
-    {
-      name: "teammateEmail",
-      label: "Teammate's email",
-      missing: "Enter your teammate's email address.",
-      type: "email",
-      maxLength: 254,
-    },
-  ],
-  first_project: [
-    {
-      name: "projectName",
-      label: "Project name",
-      missing: "Enter a name for your project.",
-      maxLength: 80,
-    },
-  ],
-};
+// --- the step's tracking plan ----------------------------------------------------------------
+//
+// Mirrors app/services/tracking_plan.py rule for rule and message for message. A step is the
+// OnboardingStep of the onboardingFlow query: {step, key, fields, allowsExtraMetadata}, each
+// field {name, label, type: "STRING" | "EMAIL" | ..., required, minLength, maxLength,
+// minimum, maximum, choices: [{value, label}]}.
 
 // The HTML standard's email shape (input type=email), with at least one dot in the domain.
 const LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
 const EMAIL = new RegExp(`^[A-Za-z0-9.!#$%&'*+/=?^_\`{|}~-]+@${LABEL}(?:\\.${LABEL})+$`);
-const CONTROL = /\p{Cc}/u;
+const CONTROL = /\p{Cc}/u; // the server's [\x00-\x1f\x7f-\x9f]
+// Python's str.isspace(): the server's idea of a blank value. Unlike JavaScript's \s it
+// includes U+001C-U+001F and U+0085 and excludes U+FEFF.
+const PY_SPACE =
+  "\\t\\n\\v\\f\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+const BLANK = new RegExp(`^[${PY_SPACE}]*$`);
+// Trimming removes what either language calls whitespace, so a value the page keeps is
+// never one the server would call blank.
+const EDGE_SPACE = new RegExp(`^[\\s${PY_SPACE}]+|[\\s${PY_SPACE}]+$`, "g");
+// The HTML standard's "valid floating-point number": what a number input accepts as text.
+const NUMBER_TEXT = /^-?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?$/;
 
-/** One field's message, or null when the (trimmed) value is fine. */
-export function fieldProblem(field, raw) {
-  const value = typeof raw === "string" ? raw.trim() : "";
-  if (!value) return field.missing;
-  if (field.options) {
-    return field.options.some(([v]) => v === value) ? null : "Choose one of the listed options.";
+/** The problems of a step's metadata: [{field, message}] in the server's order; [] if valid. */
+export function metadataProblems(step, metadata) {
+  const errors = [];
+  for (const spec of step.fields) {
+    const value = Object.hasOwn(metadata, spec.name) ? metadata[spec.name] : null;
+    const problem = isAbsent(value) && spec.required ? missing(spec) : valueProblem(spec, value);
+    if (problem) errors.push({ field: spec.name, message: problem });
   }
-  if ([...value].length > field.maxLength) {
-    return `Use at most ${field.maxLength} characters.`;
+  if (!step.allowsExtraMetadata) {
+    const declared = step.fields.map((f) => f.name);
+    const allowed = [...declared].sort().join(", ") || "none";
+    for (const key of Object.keys(metadata)) {
+      if (declared.includes(key)) continue;
+      const message =
+        `'${key}' is not a field of step ${step.step} (${step.key}); ` +
+        `its fields are: ${allowed}.`;
+      errors.push({ field: key, message });
+    }
   }
-  if (CONTROL.test(value) || LONE_SURROGATE.test(value)) return "Remove the special characters.";
-  if (field.type === "email" && !EMAIL.test(value)) {
-    return "Enter an email address like name@example.com.";
-  }
-  return null;
+  return errors;
 }
 
-/** Validate a step's form values: {errors: [{field, message}], metadata}. */
-export function validateStepFields(stepKey, values) {
-  const fields = STEP_FORMS[stepKey] ?? [];
-  const errors = [];
-  const metadata = {};
-  for (const field of fields) {
-    const message = fieldProblem(field, values[field.name]);
-    if (message) errors.push({ field: field.name, message });
-    else metadata[field.name] = values[field.name].trim();
+function isAbsent(value) {
+  return value == null || (typeof value === "string" && BLANK.test(value));
+}
+
+function missing(spec) {
+  return spec.type === "CHOICE"
+    ? `${spec.label}: choose one of the options.`
+    : `${spec.label} is required.`;
+}
+
+function valueProblem(spec, value) {
+  if (isAbsent(value)) return null; // optional and not given
+  const { label } = spec;
+  switch (spec.type) {
+    case "STRING":
+    case "EMAIL": {
+      if (typeof value !== "string") return `${label} must be text.`;
+      const length = [...value].length; // code points, as Python's len()
+      if (spec.minLength != null && length < spec.minLength) {
+        return `${label} must be at least ${spec.minLength} characters.`;
+      }
+      if (spec.maxLength != null && length > spec.maxLength) {
+        return `${label} must be at most ${spec.maxLength} characters.`;
+      }
+      if (CONTROL.test(value)) return `${label} must not contain control characters.`;
+      if (spec.type === "EMAIL" && !EMAIL.test(value)) {
+        return `${label} must be an email address like name@example.com.`;
+      }
+      return null;
+    }
+    case "INTEGER":
+    case "NUMBER": {
+      const integer = spec.type === "INTEGER";
+      if (!Number.isFinite(value) || (integer && !Number.isInteger(value))) {
+        return integer ? `${label} must be a whole number.` : `${label} must be a number.`;
+      }
+      if (spec.minimum != null && value < spec.minimum) {
+        return `${label} must be at least ${formatNumber(spec.minimum)}.`;
+      }
+      if (spec.maximum != null && value > spec.maximum) {
+        return `${label} must be at most ${formatNumber(spec.maximum)}.`;
+      }
+      return null;
+    }
+    case "BOOLEAN":
+      return typeof value === "boolean" ? null : `${label} must be true or false.`;
+    case "CHOICE": {
+      const values = (spec.choices ?? []).map((c) => c.value);
+      return values.includes(value) ? null : `${label} must be one of: ${values.join(", ")}.`;
+    }
+    default:
+      return null;
   }
-  return { errors, metadata };
+}
+
+/** A bound as the server's format_number prints it: String(n) for whole numbers, else repr. */
+function formatNumber(n) {
+  return Number.isInteger(n) && Math.abs(n) < 1e21 ? String(n) : pythonNumber(n);
+}
+
+/**
+ * Validate a step's form values ({name: text | boolean}): {errors: [{field, message}], metadata}.
+ *
+ * `metadata` is what the page sends: text trimmed, blank values left out, number text
+ * turned into numbers. Text that is not a number stays text, so the server (and
+ * metadataProblems) answer "must be a number" for it rather than "is required".
+ */
+export function validateStepFields(step, values) {
+  if (!step) return { errors: [], metadata: {} }; // an unknown step: the server refuses it
+  const metadata = {};
+  for (const spec of step.fields) {
+    const value = formValue(spec, values[spec.name]);
+    if (value !== undefined) metadata[spec.name] = value;
+  }
+  return { errors: metadataProblems(step, metadata), metadata };
+}
+
+function formValue(spec, raw) {
+  if (typeof raw !== "string") return raw ?? undefined; // a checkbox's true/false
+  const text = raw.replace(EDGE_SPACE, "");
+  if (!text) return undefined;
+  const numeric = spec.type === "INTEGER" || spec.type === "NUMBER";
+  if (numeric && NUMBER_TEXT.test(text) && Number.isFinite(Number(text))) return Number(text);
+  return text;
+}
+
+/**
+ * Every problem the server reports for this CompleteOnboardingStepInput of `step` (null for
+ * a step not in the flow), in its order: [{path, message}]. As parse_complete_step: the
+ * contract rules first, then the tracking plan, only when the metadata passes the contract.
+ */
+export function submissionProblems(step, input) {
+  const errors = validateCompleteStepInput(input);
+  if (step && !errors.some((e) => e.path.at(-1) === "metadata")) {
+    for (const { field, message } of metadataProblems(step, input.metadata ?? {})) {
+      errors.push({ path: ["input", "metadata", field], message });
+    }
+  }
+  return errors;
 }
 
 /** The dev sign-in form's user id. */
