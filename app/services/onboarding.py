@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from app.errors import FieldError, RequestValidationError, StepNotEligible, StepNotEligibleReason
 from app.kpi import OnboardingFlow
-from app.services.tracking_plan import metadata_problems
+from app.services.tracking_plan import clean_metadata, is_finite_number, metadata_problems
 
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"[A-Za-z0-9\-_:.]{16,255}")
 SOURCE_PATTERN = re.compile(r"[a-z0-9\-_]{1,32}")
@@ -83,6 +82,7 @@ def parse_complete_step(
         flow_step = flow.get(step)
         if flow_step is not None:
             errors.extend(metadata_problems(flow_step, resolved_metadata))
+            resolved_metadata = clean_metadata(flow_step, resolved_metadata)
     if errors:
         raise RequestValidationError(errors)
     return CompleteStepCommand(step, idempotency_key, resolved_source, resolved_metadata)
@@ -96,7 +96,7 @@ def _metadata_problem(metadata: Any) -> str | None:
     for key, value in metadata.items():
         if not isinstance(key, str) or not key:
             return "keys must be non-empty strings"
-        if isinstance(value, float) and not math.isfinite(value):
+        if isinstance(value, int | float) and not is_finite_number(value):  # bool is finite
             return f"value of '{key}' must be a finite number"
         if value is not None and not isinstance(value, str | int | float | bool):
             return f"value of '{key}' must be a string, number, boolean or null"

@@ -21,7 +21,7 @@ from app.kpi import FieldType, OnboardingStep, StepField
 # The HTML standard's email shape (input type=email), with at least one dot in the domain.
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 EMAIL_PATTERN = re.compile(rf"[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@{_LABEL}(?:\.{_LABEL})+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc, as JavaScript's \p{Cc}
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # category Cc, as JavaScript's \p{Cc}
 
 
 def metadata_problems(step: OnboardingStep, metadata: dict[str, Any]) -> list[FieldError]:
@@ -52,6 +52,17 @@ def metadata_problems(step: OnboardingStep, metadata: dict[str, Any]) -> list[Fi
     return errors
 
 
+def clean_metadata(step: OnboardingStep, metadata: dict[str, Any]) -> dict[str, Any]:
+    """The metadata to record: valid ``metadata`` without its declared fields left blank.
+
+    A declared field that is ``null`` or blank text counts as not given, so it is not
+    stored either: an optional integer sent as ``"  "`` must not reach the event as text.
+    Free-form keys (``extra = "allow"``) are kept as sent.
+    """
+    declared = {f.name for f in step.fields}
+    return {k: v for k, v in metadata.items() if k not in declared or not _is_absent(v)}
+
+
 def _is_absent(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
@@ -75,7 +86,7 @@ def _value_problem(spec: StepField, value: Any) -> str | None:
                 return f"{label} must be at least {spec.min_length} characters."
             if spec.max_length is not None and length > spec.max_length:
                 return f"{label} must be at most {spec.max_length} characters."
-            if _CONTROL.search(value):
+            if CONTROL_CHARACTERS.search(value):
                 return f"{label} must not contain control characters."
             if spec.type is FieldType.EMAIL and not EMAIL_PATTERN.fullmatch(value):
                 return f"{label} must be an email address like name@example.com."
@@ -100,7 +111,21 @@ def _value_problem(spec: StepField, value: Any) -> str | None:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return not isinstance(value, bool) and is_finite_number(value)
+
+
+def is_finite_number(value: Any) -> bool:
+    """A JSON number that JavaScript reads as a finite one (``bool`` counts as finite).
+
+    An integer past the float range (``10**400``) is ``Infinity`` to ``JSON.parse``, so
+    it is not finite here either (and ``math.isfinite`` would raise on it).
+    """
+    if not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def format_number(value: float) -> str:
