@@ -8,7 +8,8 @@ with ``flow_history`` (what each number has meant so far) and:
   new KPIs, and a KPI attached to a step that had none (``kpi_since`` says from when);
   anything at all for a step with no completions, and for a KPI with no events;
 - refused, for a step with completions: renumbering, removing or re-keying it; for a KPI
-  with events: moving it to another step or detaching it.
+  with events, or whose step has unresolved analytics failures (replay would build their
+  events under the new flow): moving it to another step or detaching it.
 
 A refusal is a ``FlowHistoryConflict`` with one line per problem, and nothing is written.
 Otherwise the new flow is recorded in one transaction, under a lock, so two processes
@@ -172,6 +173,7 @@ def conflicts(
     *,
     completions: Mapping[int, int],
     events: Mapping[tuple[str, int], int],
+    failures: Mapping[int, int] | None = None,
 ) -> list[str]:
     """One line per change that would touch recorded completions or events."""
     lines: list[str] = []
@@ -185,11 +187,19 @@ def conflicts(
                 f"{_count(n, 'completion')} recorded {under}"
             )
     for move in kpi_moves:
+        recorded = []
         if n := events.get((move.kpi_id, move.old_step), 0):
+            recorded.append(f"{_count(n, 'event')} recorded at step {move.old_step}")
+        if n := (failures or {}).get(move.old_step, 0):
+            recorded.append(
+                f"{_count(n, 'completion')} left waiting for an event at step "
+                f"{move.old_step} (unresolved analytics failures: replay them first)"
+            )
+        if recorded:
             new = f"step {move.new_step}" if move.new_step is not None else "no step"
             lines.append(
                 f"KPI '{move.kpi_id}': step {move.old_step} -> {new}: refused, "
-                f"{_count(n, 'event')} recorded at step {move.old_step}"
+                + " and ".join(recorded)
             )
     return lines
 
@@ -215,13 +225,18 @@ async def reconcile_flow(
             changes, moves = list(diff.step_changes), list(diff.kpi_moves)
             completions = await dao.completions_at({c.step for c in changes})
             events = await dao.events_of({m.kpi_id for m in moves})
+            failures = await dao.unresolved_failures_at({m.old_step for m in moves})
         else:
             completions = await dao.completions_after(flow.total_steps)
             events = await dao.all_event_steps()
             changes, moves = unrecorded_changes(
                 flow, completions_past_end=completions, event_steps=events
             )
-        if problems := conflicts(changes, moves, completions=completions, events=events):
+            failures = {}  # with no history, no step is known to have had a KPI
+        problems = conflicts(
+            changes, moves, completions=completions, events=events, failures=failures
+        )
+        if problems:
             raise FlowHistoryConflict(problems, source=flow.source)  # the exit rolls back
         if diff.writes_nothing:
             return FlowRecorded(flow.source)

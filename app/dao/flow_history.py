@@ -1,8 +1,8 @@
 """Data access for the flow history (``flow_history``): the one module that writes it.
 
 The rules (what may change) are ``app.flow_history``'s; this module reads the recorded
-steps, counts the completions and events a change would touch, takes the lock that
-serialises two processes starting at once, and writes the new rows.
+steps, counts the completions, events and unresolved failures a change would touch, takes
+the lock that serialises two processes starting at once, and writes the new rows.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy import Table, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.dao.tables import completions, events
+from app.dao.tables import completions, events, failures
 from models.tables import FlowHistoryStep
 
 
@@ -100,6 +100,20 @@ class FlowHistoryDao:
             .group_by(events.c.kpi_id, events.c.step)
         )
         return {(kpi_id, step): n for kpi_id, step, n in await self._conn.execute(stmt)}
+
+    async def unresolved_failures_at(self, steps: Collection[int]) -> dict[int, int]:
+        """Unresolved analytics failures per step number, for the given steps that have any:
+        completions still waiting for their KPI event, which replay builds with the KPI of
+        the step as the flow says then."""
+        if not steps:
+            return {}
+        stmt = (
+            select(completions.c.step, func.count())
+            .select_from(failures.join(completions, failures.c.completion_id == completions.c.id))
+            .where(failures.c.resolved_at.is_(None), completions.c.step.in_(sorted(steps)))
+            .group_by(completions.c.step)
+        )
+        return {step: n for step, n in await self._conn.execute(stmt)}
 
     async def all_event_steps(self) -> dict[tuple[str, int], int]:
         """Events per (KPI, step) over the whole table: read once, on the first start only,

@@ -33,7 +33,10 @@ from app.kpi import KpiDefinition, KpiKind, OnboardingFlow, OnboardingStep
 from app.main import create_app
 from app.metrics import Metrics
 from app.processors.onboarding import OnboardingProcessor
+from app.processors.replay import ReplayProcessor
 from app.services.onboarding import CompleteStepCommand
+from tests.api.test_analytics_replay import repair_event_writes
+from tests.api.test_analytics_write_failure import break_event_writes
 from tests.conftest import TEST_SECRET, Api, new_key, rows
 from tests.flows import valid_metadata
 
@@ -378,6 +381,40 @@ async def test_moving_or_detaching_a_kpi_with_events_is_refused(
     # then it refuses, naming the KPI, its old and new step and its events
     assert conflict.problems == [problem]
     assert await snapshot(engine) == before
+
+
+@pytest.mark.parametrize(
+    ("flow", "new"),
+    [pytest.param(INVITE_KPI_MOVED_TO_2, "step 2", id="moved"), (INVITE_KPI_DETACHED, "no step")],
+)
+async def test_moving_a_kpi_whose_step_waits_for_replay_is_refused_until_it_is_replayed(
+    settings: Settings, engine: AsyncEngine, flow: OnboardingFlow, new: str
+) -> None:
+    # given a completion of step 3 whose onboarding.teammate_invited event could not be
+    # written: replay would build it with whatever KPI step 3 has by then
+    await break_event_writes(engine)
+    await complete(settings, DEFAULT_FLOW, {"ada": 3})
+    await repair_event_writes(engine)
+    before = await snapshot(engine)
+    assert before["kpi_events"] == []
+
+    # when the app starts with the KPI moved or detached, it refuses and changes nothing
+    conflict = await refusal(settings, flow)
+    assert conflict.problems == [
+        f"KPI 'onboarding.teammate_invited': step 3 -> {new}: refused, 1 completion was left "
+        "waiting for an event at step 3 (unresolved analytics failures: replay them first)"
+    ]
+    assert await snapshot(engine) == before
+
+    # and once the failures are replayed, the event exists and the same start is refused
+    # for it, as for any KPI with events
+    report = await ReplayProcessor(engine, flow=DEFAULT_FLOW, metrics=Metrics()).replay(limit=10)
+    assert report.resolved == 2  # steps 1 and 3
+    conflict = await refusal(settings, flow)
+    assert conflict.problems == [
+        f"KPI 'onboarding.teammate_invited': step 3 -> {new}: refused, "
+        "1 event was recorded at step 3"
+    ]
 
 
 # -- the same changes where nothing was recorded -----------------------------------------------
