@@ -28,10 +28,13 @@ from app.kpi import (
     OnboardingStep,
     StepField,
 )
+from app.services.onboarding import MAX_METADATA_KEYS
+from app.services.tracking_plan import CONTROL_CHARACTERS
 
 DEFAULT_FLOW_FILE = Path(__file__).with_name("default_flow.toml")
 MAX_STEPS = 100
-MAX_FIELDS_PER_STEP = 32  # a step's metadata holds at most 32 keys (services/onboarding.py)
+MAX_FIELDS_PER_STEP = MAX_METADATA_KEYS  # every field is a metadata key
+MAX_SAFE_INTEGER = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER
 MAX_CHOICES = 100
 
 KpiIdText = Annotated[
@@ -195,6 +198,14 @@ def _field_problems(spec: FieldModel, place: str) -> Iterator[str]:
             for k, choice in enumerate(spec.choices):
                 if choice.value in seen:
                     yield f"{place}.choices[{k}].value: '{choice.value}' is listed twice"
+                elif choice.value != choice.value.strip() or CONTROL_CHARACTERS.search(
+                    choice.value
+                ):
+                    # blank-edged text is trimmed by forms and counts as absent: unpickable
+                    yield (
+                        f"{place}.choices[{k}].value: {choice.value!r} must not start or end "
+                        "with spaces or contain control characters"
+                    )
                 seen.add(choice.value)
     low, high = spec.min_length, spec.max_length
     if textual and low is not None and high is not None and low > high:
@@ -207,6 +218,11 @@ def _field_problems(spec: FieldModel, place: str) -> Iterator[str]:
             value = getattr(spec, key)
             if value is not None and not float(value).is_integer():
                 yield f"{place}.{key}: an integer field needs a whole-number bound, got {value}"
+            elif value is not None and abs(value) > MAX_SAFE_INTEGER:
+                yield (
+                    f"{place}.{key}: an integer field's bound must be between "
+                    f"-{MAX_SAFE_INTEGER} and {MAX_SAFE_INTEGER} (exact in JavaScript and JSON)"
+                )
 
 
 def _to_flow(model: FlowFileModel, *, source: str) -> OnboardingFlow:

@@ -96,6 +96,72 @@ BAD_FILES = [
         ["steps[0].key: 'Bad Key' does not match ^[a-z][a-z0-9_]{0,63}$"],
         id="step-key-pattern",
     ),
+    pytest.param(
+        KPIS + KPIS + step("a"),
+        ["kpis[1].id: KPI 'trial.started' is already declared at kpis[0]"],
+        id="duplicate-kpi",
+    ),
+    pytest.param(
+        KPIS + step("a", field("ok", "boolean", "  min_length = 1\n")),
+        ["steps[0].fields[0].min_length: applies to string and email fields only, not boolean"],
+        id="min-length-on-boolean",
+    ),
+    pytest.param(
+        KPIS + step("a", field("s", "string", "  minimum = 1\n")),
+        ["steps[0].fields[0].minimum: applies to integer and number fields only, not string"],
+        id="minimum-on-string",
+    ),
+    pytest.param(
+        KPIS + step("a", field("n", "integer", '  choices = [{ value = "a", label = "A" }]\n')),
+        [
+            "steps[0].fields[0].choices: applies to choice fields only, not integer",
+        ],
+        id="choices-on-integer",
+    ),
+    pytest.param(
+        KPIS
+        + step(
+            "a",
+            field(
+                "p",
+                "choice",
+                '  choices = [{ value = "a", label = "A" }, { value = "a", label = "B" }]\n',
+            ),
+        ),
+        ["steps[0].fields[0].choices[1].value: 'a' is listed twice"],
+        id="duplicate-choice",
+    ),
+    pytest.param(
+        KPIS + step("a", field("p", "choice", '  choices = [{ value = " a", label = "A" }]\n')),
+        [
+            "steps[0].fields[0].choices[0].value: ' a' must not start or end with spaces "
+            "or contain control characters"
+        ],
+        id="choice-value-with-spaces",
+    ),
+    pytest.param(
+        KPIS + step("a", field("s", "string", "  min_length = 9\n  max_length = 3\n")),
+        ["steps[0].fields[0].min_length: 9 is more than max_length 3"],
+        id="lengths-reversed",
+    ),
+    pytest.param(
+        KPIS + step("a", field("n", "integer", "  minimum = 0.5\n")),
+        ["steps[0].fields[0].minimum: an integer field needs a whole-number bound, got 0.5"],
+        id="fractional-integer-bound",
+    ),
+    pytest.param(
+        KPIS + step("a", field("n", "integer", "  maximum = 9007199254740992\n")),
+        [
+            "steps[0].fields[0].maximum: an integer field's bound must be between "
+            "-9007199254740991 and 9007199254740991 (exact in JavaScript and JSON)"
+        ],
+        id="integer-bound-past-safe-range",
+    ),
+    pytest.param(
+        KPIS + step("a", field("n", "number", "  maximum = nan\n")),
+        ["steps[0].fields[0].maximum: Input should be a finite number"],
+        id="nan-bound",
+    ),
     pytest.param(KPIS, ["steps: required key is missing"], id="no-steps"),
     pytest.param(
         KPIS.replace('kind = "LEADING"', 'kind = "LEADING"\nkind = "LAGGING"') + step("a"),
@@ -148,6 +214,17 @@ def test_check_flow_prints_ok_for_a_good_file(
     assert capsys.readouterr().out.splitlines()[0] == "ok"
 
 
+def test_a_file_that_is_not_utf8_is_a_problem_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "flow.toml"
+    path.write_bytes((KPIS + step("caf\xe9")).encode("latin-1"))
+
+    assert main(["check-flow", str(path)]) == EXIT_BAD_FLOW
+
+    assert capsys.readouterr().err.startswith(f"{path}: not UTF-8 text: ")
+
+
 def test_a_missing_file_is_a_problem_too(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -160,7 +237,13 @@ def test_a_missing_file_is_a_problem_too(
 
 @pytest.mark.parametrize(
     "command",
-    [["migrate"], ["serve", "--port", "1"], ["replay-failures"], ["token", "--user", "u"]],
+    [
+        ["migrate"],
+        ["serve", "--port", "1"],
+        ["replay-failures"],
+        ["token", "--user", "u"],
+        ["export-schema"],
+    ],
     ids=lambda c: c[0],
 )
 def test_every_command_refuses_to_start_on_a_bad_flow_file(
