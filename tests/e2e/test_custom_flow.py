@@ -23,7 +23,9 @@ pytestmark = pytest.mark.e2e
 COMPLETE_STEP = web_document("CompleteOnboardingStep")
 SHOWN_ERRORS = """form => Object.fromEntries(
     [...form.querySelectorAll("[aria-invalid=true]")].map(
-        (control) => [control.name, document.getElementById(`${control.id}-error`).textContent]
+        (control) => [
+            control.dataset.field, document.getElementById(`${control.id}-error`).textContent
+        ]
     )
 )"""
 
@@ -99,15 +101,21 @@ def test_the_flows_steps_render_with_their_fields(page: Page, server: Server, us
     forms = {n: page.locator(f"#step-{n}-form") for n in range(1, 7)}
     for n in range(2, 7):
         expect(forms[n]).to_be_hidden()
-    expect(forms[2].locator("select[name=plan] option")).to_have_text(["Choose…", "Starter", "Pro"])
-    expect(forms[2].locator("input[name=annualBilling]")).to_have_attribute("type", "checkbox")
-    expect(forms[3].locator("select[name=connector] option")).to_have_text(
+    expect(forms[2].locator("select[data-field=plan] option")).to_have_text(
+        ["Choose…", "Starter", "Pro"]
+    )
+    expect(forms[2].locator("input[data-field=annualBilling]")).to_have_attribute(
+        "type", "checkbox"
+    )
+    expect(forms[3].locator("select[data-field=connector] option")).to_have_text(
         ["Choose…", "PostgreSQL", "BigQuery", "CSV upload"]
     )
-    budget = forms[4].locator("input[name=monthlyBudget]")
+    budget = forms[4].locator("input[data-field=monthlyBudget]")
     for name, value in {"type": "number", "step": "any", "min": "0.5", "max": "10000"}.items():
         expect(budget).to_have_attribute(name, value)
-    expect(forms[4].locator("#step-4-note-hint")).to_have_text("Optional. Up to 120 characters.")
+    expect(forms[4].locator("#step-4-field-note-hint")).to_have_text(
+        "Optional. Up to 120 characters."
+    )
     expect(forms[5].locator("input, select")).to_have_count(0)  # the tour has no fields
 
 

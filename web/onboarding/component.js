@@ -70,7 +70,7 @@ function stepItem({ step, title, description, kpiId, fields }, flow) {
   );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    flow.submit(step, formValues(form, fields));
+    flow.submit(step, formValues(step, fields));
   });
   const kpi = kpiId
     ? h("p", { class: "kpi" }, "Counts toward the KPI ", h("code", {}, kpiId))
@@ -86,14 +86,22 @@ function stepItem({ step, title, description, kpiId, fields }, flow) {
   );
 }
 
+/**
+ * A field's control id. Controls carry no `name`: a form exposes each control's name as a
+ * property (`form.length`, `form.addEventListener`, ...), so a field named like one would
+ * break the form; and "-field-" keeps field ids apart from the step's own (`-title`, `-state`).
+ */
+const controlId = (stepId, fieldName) => `${stepId}-field-${fieldName}`;
+const controlOf = (step, fieldName) => $(controlId(`step-${step}`, fieldName));
+
 /** One StepField of the flow as a labelled control, its hint and its error message. */
 function fieldBlock(stepId, field) {
-  const id = `${stepId}-${field.name}`;
+  const id = controlId(stepId, field.name);
   const hint = hintOf(field);
   const describedBy = hint ? `${id}-hint` : null;
   const common = {
     id,
-    name: field.name,
+    "data-field": field.name,
     "aria-required": field.required && field.type !== "BOOLEAN" ? "true" : null,
     "aria-describedby": describedBy,
   };
@@ -152,10 +160,10 @@ function range(low, high, unit) {
 }
 
 /** The form's values for validateStepFields: text per field, true/false for checkboxes. */
-function formValues(form, fields) {
+function formValues(step, fields) {
   const values = {};
   for (const { name } of fields) {
-    const input = form.elements[name];
+    const input = controlOf(step, name);
     if (input.type === "checkbox") values[name] = input.checked;
     // A number input reports "" for text that is not a number; pass text that says so, so
     // the user is told "must be a number" rather than "is required".
@@ -250,8 +258,8 @@ function confirmation({ step, analytics, kpiId }) {
 
 function showInvalid({ step, fields, text }, alert) {
   const form = $(`step-${step}-form`);
-  const invalid = fields.filter(({ field }) => form.elements[field]);
-  for (const { field, message } of invalid) setFieldError(form.elements[field], message);
+  const invalid = fields.filter(({ field }) => controlOf(step, field));
+  for (const { field, message } of invalid) setFieldError(controlOf(step, field), message);
   if (text) {
     const formError = $(`step-${step}-form-error`);
     formError.textContent = text;
@@ -259,7 +267,7 @@ function showInvalid({ step, fields, text }, alert) {
     alert.textContent = text;
   }
   const first = invalid[0];
-  (first ? form.elements[first.field] : form.querySelector("button")).focus();
+  (first ? controlOf(step, first.field) : form.querySelector("button")).focus();
 }
 
 function clearStepErrors(step) {
