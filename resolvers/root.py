@@ -28,7 +28,10 @@ class Query:
     )
     kpi_definitions: list[KpiDefinition] = strawberry.field(
         resolver=analytics.kpi_definitions,
-        description="Every canonical KPI, with the steps that count toward it. Public.",
+        description=(
+            "Every KPI the served flow declares, with the steps that count toward it "
+            "(none for a KPI counted elsewhere). Public."
+        ),
     )
     kpi_events: KpiEventConnection = strawberry.field(
         resolver=analytics.kpi_events,

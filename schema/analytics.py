@@ -38,13 +38,18 @@ graphql_enum(
     AnalyticsFailureStage,
     description="Where recording a KPI event failed.",
     values={
-        "BUILD": "The event could not be built (for example, a step's KPI id is not canonical).",
+        "BUILD": (
+            "The event could not be built: the step's KPI is not one the flow declares, or "
+            "the metadata does not satisfy the step's tracking plan."
+        ),
         "WRITE": "The database refused the event row.",
     },
 )
 
 
-@strawberry.type(description="A canonical KPI that onboarding steps count toward.")
+@strawberry.type(
+    description="A canonical KPI of the served flow, that onboarding steps count toward."
+)
 class KpiDefinition:
     id: str = strawberry.field(description="Dotted canonical id, e.g. onboarding.step_1_completed.")
     name: str = strawberry.field(description="Human-readable name.")
