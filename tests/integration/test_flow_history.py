@@ -568,3 +568,27 @@ async def test_migrate_refuses_rekeyed_steps_with_exit_code_1_and_one_line_per_p
     assert same.returncode == 0, same
     assert same.stdout.splitlines()[-1] == f"onboarding-kpi: flow history: unchanged ({SOURCE})"
     assert await snapshot(engine) == before
+
+
+async def test_serve_refuses_a_rekeyed_step_with_exit_code_1_before_listening(
+    settings: Settings, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    # given a completion of step 2 recorded under the default flow
+    await complete(settings, DEFAULT_FLOW, {"ada": 2})
+    before = await snapshot(engine)
+    rekeyed = edited_default_flow(
+        tmp_path, lambda t: t.replace('key = "workspace"', 'key = "space"')
+    )
+
+    # when `onboarding-kpi serve` starts with step 2 re-keyed
+    done = await asyncio.to_thread(run_cli, settings, rekeyed, "serve", "--port", "1")
+
+    # then it exits 1 with the problem, and never starts uvicorn
+    assert done.returncode == 1, done
+    assert done.stderr.splitlines() == [
+        f"onboarding-kpi: refusing to start: the flow in {rekeyed} changes what recorded "
+        "history means (nothing was changed):",
+        "step 2: 'workspace' -> 'space': refused, 1 completion was recorded as 'workspace'",
+        HINT,
+    ]
+    assert await snapshot(engine) == before
