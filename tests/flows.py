@@ -2,14 +2,18 @@
 
 ``DEFAULT_FLOW`` is the packaged default (``app/default_flow.toml``); ``TEAM_TRIAL`` is a
 second flow of our own (``tests/flows/team_trial.toml``: 6 steps, every field type, a
-step with ``extra = "allow"``). Modules whose tests hold for any flow override the
-``flow`` fixture with ``params=FLOW_NAMES``.
+step with ``extra = "allow"``). Modules whose tests hold for any flow opt in to running
+every test on both by importing the shared fixture, which overrides ``flow``::
+
+    from tests.flows import every_flow  # noqa: F401 - runs every test here on both flows
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from app.flow_file import DEFAULT_FLOW, load_flow
 from app.kpi import FieldType, OnboardingFlow, OnboardingStep, StepField
@@ -19,6 +23,12 @@ TEAM_TRIAL_FILE = FLOWS_DIR / "team_trial.toml"
 TEAM_TRIAL = load_flow(TEAM_TRIAL_FILE)
 FLOWS: dict[str, OnboardingFlow] = {"default": DEFAULT_FLOW, "team_trial": TEAM_TRIAL}
 FLOW_NAMES = list(FLOWS)
+
+
+@pytest.fixture(params=FLOW_NAMES, name="flow")
+def every_flow(request: pytest.FixtureRequest) -> OnboardingFlow:
+    """The ``flow`` fixture, once per flow of ``FLOWS`` (ids ``default``, ``team_trial``)."""
+    return FLOWS[request.param]
 
 
 def valid_value(spec: StepField, variant: int = 0) -> Any:
@@ -63,6 +73,13 @@ def kpi_steps(flow: OnboardingFlow) -> list[int]:
 def plain_steps(flow: OnboardingFlow) -> list[int]:
     """The steps that count toward no KPI, in order."""
     return [s.step for s in flow.steps if s.kpi_id is None]
+
+
+def step_kpi(flow: OnboardingFlow, step: int) -> str:
+    """The KPI that ``step`` counts toward; a test that needs one fails if it has none."""
+    found = flow.get(step)
+    assert found is not None and found.kpi_id is not None, (flow.source, step)
+    return found.kpi_id
 
 
 FREE_FORM = OnboardingFlow(

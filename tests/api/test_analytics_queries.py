@@ -1,8 +1,12 @@
-"""kpiDefinitions, kpiEvents, kpiEventSeries, onboardingFunnel: answers and access rules."""
+"""kpiDefinitions, kpiEvents, kpiEventSeries, onboardingFunnel: answers and access rules.
+
+Every test here runs on both flows of ``tests/flows.py`` (default and team_trial).
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,9 +14,16 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.kpi import OnboardingFlow
 from app.services.funnel import MEDIAN_RELATIVE_ERROR
 from tests.api.conftest import Record, analyst, query
 from tests.conftest import Api
+from tests.flows import (
+    every_flow,  # noqa: F401 - runs every test here on both flows
+    kpi_steps,
+    plain_steps,
+    step_kpi,
+)
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -44,23 +55,32 @@ query Funnel($from: DateTime!, $to: DateTime!, $window: Int) {
 """
 
 
-async def test_kpi_definitions_are_public(api: Api) -> None:
+async def test_kpi_definitions_are_public(api: Api, flow: OnboardingFlow) -> None:
     body = await api.execute("{ kpiDefinitions { id name kind steps } }")
 
+    # every KPI the flow declares, in its order, with the steps that count it (maybe none)
+    assert body["data"]["kpiDefinitions"] == [
+        {
+            "id": kpi.id,
+            "name": kpi.name,
+            "kind": kpi.kind.value,
+            "steps": [s.step for s in flow.steps if s.kpi_id == kpi.id],
+        }
+        for kpi in flow.kpis
+    ]
     by_id = {d["id"]: d for d in body["data"]["kpiDefinitions"]}
-    assert by_id["onboarding.step_1_completed"]["kind"] == "LEADING"
-    assert by_id["onboarding.step_1_completed"]["steps"] == [1]
-    assert by_id["onboarding.completed"]["kind"] == "LAGGING"
+    for step in kpi_steps(flow):
+        assert step in by_id[step_kpi(flow, step)]["steps"]
 
 
 @pytest.mark.parametrize(
-    ("document", "variables"),
+    ("document", "variables_for"),
     [
-        pytest.param(EVENTS, {}, id="kpiEvents"),
+        pytest.param(EVENTS, lambda flow: {}, id="kpiEvents"),
         pytest.param(
             SERIES,
-            {
-                "kpi": "onboarding.step_1_completed",
+            lambda flow: {
+                "kpi": step_kpi(flow, 1),
                 "from": "2026-03-01T00:00:00Z",
                 "to": "2026-03-02T00:00:00Z",
                 "interval": "HOUR",
@@ -69,13 +89,19 @@ async def test_kpi_definitions_are_public(api: Api) -> None:
             id="kpiEventSeries",
         ),
         pytest.param(
-            FUNNEL, {"from": "2026-03-01T00:00:00Z", "to": "2026-03-02T00:00:00Z"}, id="funnel"
+            FUNNEL,
+            lambda flow: {"from": "2026-03-01T00:00:00Z", "to": "2026-03-02T00:00:00Z"},
+            id="funnel",
         ),
     ],
 )
 async def test_analyst_queries_need_the_analyst_role(
-    api: Api, document: str, variables: dict[str, Any]
+    api: Api,
+    flow: OnboardingFlow,
+    document: str,
+    variables_for: Callable[[OnboardingFlow], dict[str, Any]],
 ) -> None:
+    variables = variables_for(flow)
     anonymous = await api.execute(document, variables)
     plain_user = await api.execute(document, variables, headers=api.auth("bob"))
     admin = await api.execute(
@@ -92,18 +118,25 @@ async def test_analyst_queries_need_the_analyst_role(
     assert "errors" not in await api.execute(document, variables, headers=analyst(api))
 
 
-async def test_events_are_newest_first_and_filterable(api: Api, record: Record) -> None:
+async def test_events_are_newest_first_and_filterable(
+    api: Api, record: Record, flow: OnboardingFlow
+) -> None:
+    # u1 goes on to the next step with a KPI; the steps before it count toward none
+    first, second = kpi_steps(flow)[:2]
+    assert first == 1
+    between = list(range(2, second))
+    assert between
+    assert set(between) <= set(plain_steps(flow))
     await record("u1", 1, T0, source="web")
     await record("u2", 1, T0 + timedelta(minutes=1), source="ios")
-    await record("u1", 2, T0 + timedelta(minutes=2))  # no KPI: no event
-    await record("u1", 3, T0 + timedelta(minutes=3))
+    for step in between:
+        await record("u1", step, T0 + timedelta(minutes=step))  # no KPI: no event
+    await record("u1", second, T0 + timedelta(minutes=second))
 
     everything = (await query(api, EVENTS, {}))["kpiEvents"]
     ios = (await query(api, EVENTS, {"filter": {"source": "ios"}}))["kpiEvents"]
     u1_step_1 = (
-        await query(
-            api, EVENTS, {"filter": {"userId": "u1", "kpiIds": ["onboarding.step_1_completed"]}}
-        )
+        await query(api, EVENTS, {"filter": {"userId": "u1", "kpiIds": [step_kpi(flow, 1)]}})
     )["kpiEvents"]
     half_open = (
         await query(
@@ -112,14 +145,14 @@ async def test_events_are_newest_first_and_filterable(api: Api, record: Record) 
             {
                 "filter": {
                     "occurredFrom": (T0 + timedelta(minutes=1)).isoformat(),
-                    "occurredTo": (T0 + timedelta(minutes=3)).isoformat(),
+                    "occurredTo": (T0 + timedelta(minutes=second)).isoformat(),
                 }
             },
         )
     )["kpiEvents"]
 
     assert [(e["node"]["userId"], e["node"]["step"]) for e in everything["edges"]] == [
-        ("u1", 3),
+        ("u1", second),
         ("u2", 1),
         ("u1", 1),
     ]
@@ -192,7 +225,9 @@ async def test_event_user_progress_is_batched(
     assert sum("onboarding_progress" in s for s in statements) == 1
 
 
-async def test_series_is_zero_filled_and_totals(api: Api, record: Record) -> None:
+async def test_series_is_zero_filled_and_totals(
+    api: Api, record: Record, flow: OnboardingFlow
+) -> None:
     await record("s1", 1, T0 + timedelta(hours=1, minutes=5))
     await record("s2", 1, T0 + timedelta(hours=1, minutes=50))
     await record("s3", 1, T0 + timedelta(hours=4))
@@ -202,7 +237,7 @@ async def test_series_is_zero_filled_and_totals(api: Api, record: Record) -> Non
             api,
             SERIES,
             {
-                "kpi": "onboarding.step_1_completed",
+                "kpi": step_kpi(flow, 1),
                 "from": T0.isoformat(),
                 "to": (T0 + timedelta(hours=6)).isoformat(),
                 "interval": "HOUR",
@@ -217,7 +252,9 @@ async def test_series_is_zero_filled_and_totals(api: Api, record: Record) -> Non
     assert series["buckets"][1]["start"] == "2026-03-01T01:00:00+00:00"
 
 
-async def test_day_buckets_follow_the_zone_across_a_dst_change(api: Api, record: Record) -> None:
+async def test_day_buckets_follow_the_zone_across_a_dst_change(
+    api: Api, record: Record, flow: OnboardingFlow
+) -> None:
     # New York springs forward on 2026-03-08: that local day lasts 23 hours
     ny_midnight_mar_8 = datetime(2026, 3, 8, 5, tzinfo=UTC)  # 00:00 EST
     ny_midnight_mar_9 = datetime(2026, 3, 9, 4, tzinfo=UTC)  # 00:00 EDT
@@ -231,7 +268,7 @@ async def test_day_buckets_follow_the_zone_across_a_dst_change(api: Api, record:
             api,
             SERIES,
             {
-                "kpi": "onboarding.step_1_completed",
+                "kpi": step_kpi(flow, 1),
                 "from": "2026-03-07T05:00:00Z",
                 "to": "2026-03-10T04:00:00Z",
                 "interval": "DAY",
@@ -258,10 +295,10 @@ async def test_day_buckets_follow_the_zone_across_a_dst_change(api: Api, record:
     ],
 )
 async def test_series_bounds_are_clear_errors(
-    api: Api, variables: dict[str, Any], message: str
+    api: Api, flow: OnboardingFlow, variables: dict[str, Any], message: str
 ) -> None:
     base = {
-        "kpi": "onboarding.step_1_completed",
+        "kpi": step_kpi(flow, 1),
         "from": "2026-03-01T00:00:00Z",
         "to": "2026-03-02T00:00:00Z",
         "interval": "HOUR",
@@ -274,11 +311,14 @@ async def test_series_bounds_are_clear_errors(
     assert message in body["errors"][0]["message"]
 
 
-async def test_funnel_counts_ordered_steps_within_the_window(api: Api, record: Record) -> None:
+async def test_funnel_counts_ordered_steps_within_the_window(
+    api: Api, record: Record, flow: OnboardingFlow
+) -> None:
     day = timedelta(days=1)
-    # fast: all four steps within a day; slow: step 3 after the 7-day window
-    for step, offset in ((1, 0), (2, 1), (3, 2), (4, 3)):
-        await record("fast", step, T0 + offset * timedelta(hours=1))
+    # fast: every step within a day, an hour apart; slow: step 3 after the 7-day window
+    assert flow.total_steps >= 4
+    for step in range(1, flow.total_steps + 1):
+        await record("fast", step, T0 + (step - 1) * timedelta(hours=1))
     for step, offset in ((1, 0), (2, 2), (3, 9)):
         await record("slow", step, T0 + offset * day)
     await record("stalled", 1, T0 + day)
@@ -297,10 +337,12 @@ async def test_funnel_counts_ordered_steps_within_the_window(api: Api, record: R
     )["onboardingFunnel"]
 
     steps = {s["step"]: s for s in data["steps"]}
-    assert [steps[n]["users"] for n in (1, 2, 3, 4)] == [3, 2, 1, 1]
+    assert sorted(steps) == list(range(1, flow.total_steps + 1))
+    later = range(4, flow.total_steps + 1)  # only fast reaches these
+    assert [steps[n]["users"] for n in sorted(steps)] == [3, 2, 1] + [1] * len(later)
     assert steps[2]["conversionFromStart"] == pytest.approx(2 / 3)
     assert steps[3]["conversionFromPrevious"] == pytest.approx(1 / 2)
-    assert steps[4]["conversionFromPrevious"] == 1.0
+    assert [steps[n]["conversionFromPrevious"] for n in later] == [1.0] * len(later)
     assert steps[1]["medianSecondsFromPrevious"] is None
     # medians come from 2 %-wide buckets: within MEDIAN_RELATIVE_ERROR (1 %)
     within = MEDIAN_RELATIVE_ERROR
@@ -310,7 +352,9 @@ async def test_funnel_counts_ordered_steps_within_the_window(api: Api, record: R
     assert steps[3]["medianSecondsFromPrevious"] == pytest.approx(3600, rel=within)
 
 
-async def test_concurrent_completions_keep_the_rollup_exact(api: Api, engine: AsyncEngine) -> None:
+async def test_concurrent_completions_keep_the_rollup_exact(
+    api: Api, engine: AsyncEngine, flow: OnboardingFlow
+) -> None:
     await asyncio.gather(*(api.complete(1, user=f"c{i}") for i in range(30)))
     now = datetime.now(UTC)
 
@@ -319,7 +363,7 @@ async def test_concurrent_completions_keep_the_rollup_exact(api: Api, engine: As
             api,
             SERIES,
             {
-                "kpi": "onboarding.step_1_completed",
+                "kpi": step_kpi(flow, 1),
                 "from": (now - timedelta(hours=1)).isoformat(),
                 "to": (now + timedelta(hours=1)).isoformat(),
                 "interval": "HOUR",

@@ -1,4 +1,7 @@
-"""On random data, the fast analytics answers equal brute-force ones over the raw rows."""
+"""On random data, the fast analytics answers equal brute-force ones over the raw rows.
+
+Every test here runs on both flows of ``tests/flows.py`` (default and team_trial).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,11 @@ from app.services.funnel import MEDIAN_RELATIVE_ERROR, funnel
 from tests.api.conftest import Record, query
 from tests.api.test_analytics_queries import EVENTS, FUNNEL, SERIES
 from tests.conftest import Api
+from tests.flows import (
+    every_flow,  # noqa: F401 - runs every test here on both flows
+    kpi_steps,
+    step_kpi,
+)
 
 ZONES = [
     "UTC",
@@ -31,19 +39,22 @@ START = datetime(2026, 3, 5, tzinfo=UTC)  # the window spans US and EU DST chang
 
 
 async def test_series_matches_brute_force_on_random_data(
-    api: Api, record: Record, engine: AsyncEngine
+    api: Api, record: Record, engine: AsyncEngine, flow: OnboardingFlow
 ) -> None:
     rng = random.Random(2026)
-    kpi_steps = {"onboarding.step_1_completed": 1, "onboarding.teammate_invited": 3}
-    for i in range(120):  # users spread over 40 days, some reaching step 3
+    first, second = kpi_steps(flow)[:2]  # the first two steps that count toward a KPI
+    assert first == 1
+    kpis = [step_kpi(flow, first), step_kpi(flow, second)]
+    for i in range(120):  # users spread over 40 days, some reaching the second KPI's step
         at = START + timedelta(seconds=rng.randrange(40 * 86400))
         await record(f"r{i}", 1, at)
         if rng.random() < 0.4:
-            await record(f"r{i}", 2, at + timedelta(minutes=1))
-            await record(f"r{i}", 3, at + timedelta(seconds=rng.randrange(60, 5 * 86400)))
+            for step in range(2, second):
+                await record(f"r{i}", step, at + timedelta(minutes=step - 1))
+            await record(f"r{i}", second, at + timedelta(seconds=rng.randrange(60, 5 * 86400)))
 
     for _ in range(12):
-        kpi = rng.choice(list(kpi_steps))
+        kpi = rng.choice(kpis)
         interval = rng.choice(["HOUR", "DAY", "WEEK"])
         span = {"HOUR": 3 * 86400, "DAY": 45 * 86400, "WEEK": 60 * 86400}[interval]
         start = START + timedelta(seconds=rng.randrange(-86400, 20 * 86400))
@@ -137,15 +148,15 @@ async def test_funnel_matches_the_reference_definition_on_random_data(
 
 
 async def test_total_count_matches_a_direct_count_on_random_data(
-    api: Api, record: Record, engine: AsyncEngine
+    api: Api, record: Record, engine: AsyncEngine, flow: OnboardingFlow
 ) -> None:
     rng = random.Random(15)
     for i in range(60):
         at = START + timedelta(microseconds=rng.randrange(3 * 86_400_000_000))
-        for step in range(1, 1 + rng.randrange(1, 5)):
+        for step in range(1, 1 + rng.randrange(1, flow.total_steps + 1)):
             await record(f"t{i}", step, at)
             at += timedelta(microseconds=rng.randrange(1, 6 * 3_600_000_000))
-    kpis = ["onboarding.step_1_completed", "onboarding.teammate_invited", "onboarding.completed"]
+    kpis = [kpi.id for kpi in flow.kpis]  # the flow's KPIs, counted by a step or not
 
     for _ in range(25):
         start = START + timedelta(microseconds=rng.randrange(-3_600_000_000, 4 * 86_400_000_000))

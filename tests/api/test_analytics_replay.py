@@ -1,4 +1,7 @@
-"""analyticsFailures and replayAnalyticsFailures: failures resolved exactly once."""
+"""analyticsFailures and replayAnalyticsFailures: failures resolved exactly once.
+
+Every test here runs on both flows of ``tests/flows.py`` (default and team_trial).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.kpi import OnboardingFlow
 from tests.api.test_analytics_write_failure import break_event_writes
 from tests.conftest import Api, count, rows
+from tests.flows import (
+    every_flow,  # noqa: F401 - runs every test here on both flows
+    step_kpi,
+)
 
 FAILURES = """
 query Failures($unresolvedOnly: Boolean!, $first: Int, $after: String) {
@@ -88,7 +96,9 @@ async def test_replay_resolves_each_failure_exactly_once(api: Api, engine: Async
     assert again == {"resolved": 0, "stillFailing": 0, "remaining": 0}
 
 
-async def test_replayed_events_count_in_the_series(api: Api, engine: AsyncEngine) -> None:
+async def test_replayed_events_count_in_the_series(
+    api: Api, engine: AsyncEngine, flow: OnboardingFlow
+) -> None:
     await break_event_writes(engine)
     await api.complete(1, user="late")
     await repair_event_writes(engine)
@@ -98,7 +108,7 @@ async def test_replayed_events_count_in_the_series(api: Api, engine: AsyncEngine
     [slot] = await rows(
         engine, "SELECT kpi_id, sum(events) AS n FROM kpi_event_rollups GROUP BY kpi_id"
     )
-    assert (slot["kpi_id"], slot["n"]) == ("onboarding.step_1_completed", 1)
+    assert (slot["kpi_id"], slot["n"]) == (step_kpi(flow, 1), 1)
 
 
 async def test_failures_page_through(api: Api, engine: AsyncEngine) -> None:

@@ -1,4 +1,7 @@
-"""The KPI event insert fails in the database: the savepoint saves the completion."""
+"""The KPI event insert fails in the database: the savepoint saves the completion.
+
+Every test here runs on both flows of ``tests/flows.py`` (default and team_trial).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from starlette.applications import Starlette
 
 from tests.api.test_analytics_failures import failures_counted
 from tests.conftest import Api, count, new_key, rows
+from tests.flows import every_flow  # noqa: F401 - runs every test here on both flows
 
 BREAK_EVENT_WRITES = {
     "sqlite": [

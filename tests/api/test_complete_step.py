@@ -9,17 +9,15 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.kpi import OnboardingFlow
 from tests.conftest import Api, count, new_key, rows
-from tests.flows import FLOW_NAMES, FLOWS, plain_steps, valid_metadata
-
-
-@pytest.fixture(params=FLOW_NAMES)
-def flow(request: pytest.FixtureRequest) -> OnboardingFlow:
-    return FLOWS[request.param]
+from tests.flows import (
+    every_flow,  # noqa: F401 - runs every test here on both flows
+    plain_steps,
+    valid_metadata,
+)
 
 
 async def test_step_1_records_completion_and_kpi_event(

@@ -2,6 +2,7 @@
 
 Counts are compared exactly; medians within ``MEDIAN_RELATIVE_ERROR`` of the exact
 reference (``app.services.funnel.funnel``), for ranges that no rollup block aligns with.
+Every test here runs on both flows of ``tests/flows.py`` (default and team_trial).
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from tests.api.test_analytics_queries import FUNNEL
 from tests.api.test_analytics_replay import REPLAY, as_admin, repair_event_writes
 from tests.api.test_analytics_write_failure import break_event_writes
 from tests.conftest import Api
+from tests.flows import (
+    every_flow,  # noqa: F401 - runs every test here on both flows
+    kpi_steps,
+)
 
 START = datetime(2026, 3, 5, 7, 23, 11, 250_000, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -122,7 +127,7 @@ async def test_funnel_equals_the_reference_on_random_data(
 
 
 async def test_a_step_exactly_w_days_after_step_1_counts_and_one_microsecond_later_not(
-    api: Api, record: Record
+    api: Api, record: Record, flow: OnboardingFlow
 ) -> None:
     start = START
     await record("on-edge", 1, start)
@@ -133,41 +138,41 @@ async def test_a_step_exactly_w_days_after_step_1_counts_and_one_microsecond_lat
     variables = {"from": start.isoformat(), "to": (start + DAY).isoformat(), "window": 3}
     steps = (await query(api, FUNNEL, variables))["onboardingFunnel"]["steps"]
 
-    assert [s["users"] for s in steps] == [2, 1, 0, 0]
+    assert [s["users"] for s in steps] == [2, 1] + [0] * (flow.total_steps - 2)
     assert steps[1]["medianSecondsFromPrevious"] == pytest.approx(3 * 86400, rel=0.01)
 
 
 async def test_concurrent_completions_keep_the_funnel_rollup_exact(
-    api: Api, engine: AsyncEngine
+    api: Api, engine: AsyncEngine, flow: OnboardingFlow
 ) -> None:
     async def onboard(user: str, steps: int) -> None:
         for step in range(1, steps + 1):
             result = await api.complete(step, user=user)
             assert result["__typename"] == "CompleteOnboardingStepSuccess", result
 
-    await asyncio.gather(*(onboard(f"c{i}", 1 + i % 4) for i in range(40)))
+    await asyncio.gather(*(onboard(f"c{i}", 1 + i % flow.total_steps) for i in range(40)))
 
     stored = await stored_rollup(engine)
     assert stored == await brute_force_rollup(engine)
     assert sum(n for k, n in stored.items() if k.span_hours == 1) == sum(
-        1 + i % 4 for i in range(40)
+        1 + i % flow.total_steps for i in range(40)
     )
 
 
 async def test_replaying_a_failed_event_does_not_count_the_completion_twice(
-    api: Api, engine: AsyncEngine
+    api: Api, engine: AsyncEngine, flow: OnboardingFlow
 ) -> None:
     await break_event_writes(engine)
-    for step in (1, 2, 3):
+    for step in range(1, flow.total_steps + 1):
         await api.complete(step, user="flaky")
     before = await stored_rollup(engine)
     await repair_event_writes(engine)
 
     report = (await as_admin(api, REPLAY, {"limit": 10}))["replayAnalyticsFailures"]
 
-    assert report["resolved"] == 2  # steps 1 and 3 count toward KPIs
+    assert report["resolved"] == len(kpi_steps(flow))  # one failure per step with a KPI
     assert await stored_rollup(engine) == before == await brute_force_rollup(engine)
-    assert sum(n for k, n in before.items() if k.span_hours == 1) == 3
+    assert sum(n for k, n in before.items() if k.span_hours == 1) == flow.total_steps
 
 
 async def test_migration_backfills_the_rollup_from_earlier_completions(
@@ -176,7 +181,7 @@ async def test_migration_backfills_the_rollup_from_earlier_completions(
     rng = random.Random(7)
     for i in range(30):
         at = START + timedelta(seconds=rng.randrange(20 * 86400))
-        for step in range(1, 1 + rng.randrange(1, 5)):
+        for step in range(1, 1 + rng.randrange(1, flow.total_steps + 1)):
             await record(f"m{i}", step, at)
             at += timedelta(seconds=rng.randrange(0, 5 * 86400))
     written = await stored_rollup(engine)

@@ -1,4 +1,7 @@
-"""Retries never record twice; racing submissions complete a step once."""
+"""Retries never record twice; racing submissions complete a step once.
+
+Every test here runs on both flows of ``tests/flows.py`` (default and team_trial).
+"""
 
 from __future__ import annotations
 
@@ -6,28 +9,33 @@ import asyncio
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.kpi import OnboardingFlow
 from tests.conftest import Api, count, new_key
+from tests.flows import (
+    every_flow,  # noqa: F401 - runs every test here on both flows
+    kpi_steps,
+    valid_metadata,
+)
 
 
-async def test_retry_with_same_key_replays_the_stored_answer(api: Api, engine: AsyncEngine) -> None:
+async def test_retry_with_same_key_replays_the_stored_answer(
+    api: Api, engine: AsyncEngine, flow: OnboardingFlow
+) -> None:
     # given a completed submission
     key = new_key()
-    first = await api.complete(
-        1, key=key, source="web", metadata={"displayName": "Ada", "role": "founder"}
-    )
+    metadata = valid_metadata(flow, 1, variant=1)
+    first = await api.complete(1, key=key, source="web", metadata=metadata)
     await api.complete(2)  # progress moves on after the first answer
 
     # when the client retries it (say its first response was lost)
-    again = await api.complete(
-        1, key=key, source="web", metadata={"displayName": "Ada", "role": "founder"}
-    )
+    again = await api.complete(1, key=key, source="web", metadata=dict(metadata))
 
     # then it gets the original answer back, marked as replayed, and nothing new is written
     assert again["replayed"] is True
     assert {**again, "replayed": False} == first
     assert again["progress"]["completedSteps"] == [1]
     assert await count(engine, "step_completions") == 2
-    assert await count(engine, "kpi_events") == 1
+    assert await count(engine, "kpi_events") == len({1, 2} & set(kpi_steps(flow)))
 
 
 async def test_same_key_with_different_input_is_a_conflict(api: Api, engine: AsyncEngine) -> None:

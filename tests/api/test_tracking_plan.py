@@ -281,3 +281,82 @@ async def test_an_integer_past_the_float_range_is_refused_as_javascript_reads_it
         (["input", "metadata"], f"value of '{key}' must be a finite number")
     ]
     assert await recorded(engine) == before
+
+
+@on_team_trial
+async def test_the_global_limits_still_apply_to_a_free_form_step(api: Api) -> None:
+    for step in (1, 2):
+        await api.complete(step, user="big")
+
+    result = await api.complete(
+        3, user="big", metadata={"connector": "csv", **{f"k{i}": i for i in range(32)}}
+    )
+
+    assert result["__typename"] == "ValidationError"
+    assert [e["path"] for e in result["fieldErrors"]] == [["input", "metadata"]]
+    assert result["fieldErrors"][0]["message"] == "must have at most 32 keys"
+
+
+# --- the event is built from the plan: a failure survives a flow change, and replays ----------
+
+
+def _flow_with_step_1(fields: list[dict[str, Any]]) -> OnboardingFlow:
+    """The default flow's KPIs with a one-step flow whose step 1 has ``fields``."""
+    kpi = DEFAULT_FLOW.kpis[0]
+    return parse_flow(
+        {
+            "kpis": [
+                {"id": kpi.id, "name": kpi.name, "description": kpi.description, "kind": "LEADING"}
+            ],
+            "steps": [{"key": "profile", "title": "Profile", "kpi": kpi.id, "fields": fields}],
+        },
+        source="test",
+    )
+
+
+NAME = {"name": "displayName", "label": "Display name", "type": "string"}
+
+
+@asynccontextmanager
+async def serving(settings: Settings, flow: OnboardingFlow) -> AsyncIterator[Api]:
+    """The app on the test's database with ``flow``, as a restart with a new flow file."""
+    application = create_app(settings, flow=flow)
+    async with LifespanManager(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield Api(http, TokenCodec(settings, TEST_SECRET), flow)
+
+
+async def test_a_failure_replayed_under_a_stricter_flow_stays_failed_until_the_flow_is_fixed(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    # given a completion whose event could not be written, under a flow with an optional name
+    relaxed = _flow_with_step_1([NAME])
+    await break_event_writes(engine)
+    async with serving(settings, relaxed) as api:
+        result = await api.complete(1, user="rita", metadata={})
+        assert result["analytics"]["status"] == "FAILED"
+    await repair_event_writes(engine)
+
+    # when the flow makes the name required, and an admin replays
+    strict = _flow_with_step_1([{**NAME, "required": True}])
+    async with serving(settings, strict) as api:
+        body = await api.execute(REPLAY, {"limit": 10}, headers=admin(api))
+
+    # then the event still cannot be built: the completion stays, the failure says why
+    assert body["data"]["replayAnalyticsFailures"] == {
+        "resolved": 0,
+        "stillFailing": 1,
+        "remaining": 1,
+    }
+    [failure] = await rows(engine, "SELECT stage, error_message FROM analytics_failures")
+    assert failure["stage"] == "BUILD"
+    assert "displayName: Display name is required." in failure["error_message"]
+    assert await count(engine, "step_completions") == 1
+    assert await count(engine, "kpi_events") == 0
+
+    # and once the flow is fixed, the replay resolves it with one event
+    async with serving(settings, relaxed) as api:
+        body = await api.execute(REPLAY, {"limit": 10}, headers=admin(api))
+    assert body["data"]["replayAnalyticsFailures"]["resolved"] == 1
+    assert await count(engine, "kpi_events") == 1
