@@ -15,7 +15,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.config import Settings
+from pydantic import ValidationError
+
+from app.config import Settings, settings_problems
 from app.flow_file import FlowFileError, load_flow
 from app.kpi import OnboardingFlow
 
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from app.flow_history import FlowRecorded
 
 EXIT_BAD_FLOW = 2
+EXIT_BAD_CONFIG = 2  # a bad setting, like a bad flow file: fix it before anything starts
 
 
 async def _prepare_database(
@@ -201,7 +204,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "check-flow":
         return _check_flow(args)
-    settings = Settings()  # fail fast, before anything starts, on bad configuration
+    try:
+        settings = Settings()  # fail fast, before anything starts, on bad configuration
+    except ValidationError as exc:
+        for line in settings_problems(exc):
+            print(f"onboarding-kpi: {line}", file=sys.stderr)
+        print("onboarding-kpi: refusing to start: fix the configuration", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     try:
         flow = load_flow(settings.flow_file)
     except FlowFileError as exc:

@@ -8,12 +8,36 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SqliteSynchronous = Literal["full", "normal"]
+
+
+def sqlite_synchronous_pragma(mode: SqliteSynchronous) -> str:
+    """The PRAGMA for ``ONBOARDING_KPI_SQLITE_SYNCHRONOUS``. In WAL mode FULL syncs the WAL
+    inside every COMMIT, so what a commit confirmed survives an OS crash or a power loss;
+    NORMAL syncs only at checkpoints, so the last commits before one can roll back."""
+    return {"full": "PRAGMA synchronous=FULL", "normal": "PRAGMA synchronous=NORMAL"}[mode]
+
 
 MIN_SECRET_LENGTH = 32
 MIN_DISTINCT_CHARACTERS = 10
 _PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "changethis", "development"}
+
+
+def settings_problems(error: ValidationError) -> list[str]:
+    """One line per problem of a refused ``Settings()``, naming the environment variable."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    secrets = {name for name, field in Settings.model_fields.items() if "Secret" in str(field)}
+    lines = []
+    for problem in error.errors(include_url=False):
+        where = ".".join(str(part) for part in problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        if where and where not in secrets and isinstance(problem.get("input"), str):
+            message += f" (got {problem['input']!r})"  # never a secret's value
+        lines.append(f"{prefix}{where.upper()}: {message}" if where else message)
+    return lines
 
 
 class Settings(BaseSettings):
@@ -49,6 +73,12 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
     db_busy_timeout_ms: int = Field(default=5000, ge=0)
+    sqlite_synchronous: SqliteSynchronous = Field(
+        default="full",
+        description="SQLite: full (default) syncs the WAL to disk before a commit returns, so "
+        "a confirmed completion survives a power loss; normal skips that fsync and may lose "
+        "the last commits on an OS crash or power loss.",
+    )
 
     # Abuse limits (see README "Limits"); each has a test.
     max_query_depth: int = Field(
@@ -73,6 +103,11 @@ class Settings(BaseSettings):
         default=None,
         description="Redis shared by all workers for rate limits; without it, per process.",
     )
+
+    @field_validator("sqlite_synchronous", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _refuse_weak_secret_in_production(self) -> Settings:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from app.config import Settings
+from app.config import Settings, sqlite_synchronous_pragma
 
 #: Execution option that makes a SQLite transaction start with ``BEGIN IMMEDIATE``
 #: (take the write lock up front, so two writers never deadlock upgrading a read lock).
@@ -35,7 +35,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     url = normalise_url(settings.resolved_database_url)
     if url.get_backend_name() == "sqlite":
         return _create_sqlite_engine(url, settings)
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         hide_parameters=True,  # errors and logs never carry users' values
         pool_size=settings.db_pool_size,
@@ -43,6 +43,17 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_timeout=settings.db_pool_timeout_seconds,
         pool_pre_ping=True,
     )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _keep_commits_durable(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # as the write path's pool (app/drivers.py): a replay's "resolved" is on disk too
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SELECT current_setting('synchronous_commit')")
+        if cursor.fetchone()[0] == "off":
+            cursor.execute("SET synchronous_commit = on")
+        cursor.close()
+
+    return engine
 
 
 def _create_sqlite_engine(url: URL, settings: Settings) -> AsyncEngine:
@@ -57,6 +68,7 @@ def _create_sqlite_engine(url: URL, settings: Settings) -> AsyncEngine:
         connect_args={"timeout": settings.db_busy_timeout_ms / 1000},
     )
     busy_timeout_ms = settings.db_busy_timeout_ms
+    synchronous = sqlite_synchronous_pragma(settings.sqlite_synchronous)
 
     # The documented pysqlite workaround: stop the driver from emitting BEGIN itself
     # (it would not for SAVEPOINT and would commit behind our back), and emit our own.
@@ -66,7 +78,7 @@ def _create_sqlite_engine(url: URL, settings: Settings) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         for pragma in (
             "PRAGMA journal_mode=WAL",
-            "PRAGMA synchronous=NORMAL",
+            synchronous,
             "PRAGMA foreign_keys=ON",
             f"PRAGMA busy_timeout={int(busy_timeout_ms)}",
         ):

@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import URL
 
+from app.config import SqliteSynchronous, sqlite_synchronous_pragma
 from app.dao.sql import Fetch, Query, Script, StatementFailed, drive, drive_async
 from app.logging import get_logger
 
@@ -42,12 +43,19 @@ class Driver(Protocol):
 
 
 def create_driver(
-    url: URL, *, busy_timeout_ms: int, pool_size: int, pool_timeout_seconds: float = 10
+    url: URL,
+    *,
+    busy_timeout_ms: int,
+    pool_size: int,
+    pool_timeout_seconds: float = 10,
+    sqlite_synchronous: SqliteSynchronous = "full",
 ) -> Driver:
     if url.get_backend_name() == "sqlite":
         if not url.database or url.database == ":memory:":
             raise ValueError("SQLite needs a database file (the hot path opens its own)")
-        return SqliteDriver(url.database, busy_timeout_ms=busy_timeout_ms)
+        return SqliteDriver(
+            url.database, busy_timeout_ms=busy_timeout_ms, synchronous=sqlite_synchronous
+        )
     return PostgresDriver(url, pool_size=pool_size, pool_timeout_seconds=pool_timeout_seconds)
 
 
@@ -86,8 +94,11 @@ class SqliteDriver:
 
     CHECKPOINT_EVERY = 50  # commits, ~19 pages each: near SQLite's 1000-page default
 
-    def __init__(self, path: str, *, busy_timeout_ms: int) -> None:
+    def __init__(
+        self, path: str, *, busy_timeout_ms: int, synchronous: SqliteSynchronous = "full"
+    ) -> None:
         self._path = path
+        self._synchronous = sqlite_synchronous_pragma(synchronous)
         self._busy_timeout = busy_timeout_ms / 1000
         self._conn: sqlite3.Connection | None = None
         self._closed = False
@@ -107,7 +118,7 @@ class SqliteDriver:
             try:
                 for pragma in (
                     "PRAGMA journal_mode=WAL",
-                    "PRAGMA synchronous=NORMAL",
+                    self._synchronous,
                     "PRAGMA foreign_keys=ON",
                     "PRAGMA wal_autocheckpoint=0",
                     "PRAGMA journal_size_limit=16777216",  # a WAL that started over: 16 MiB
@@ -249,9 +260,7 @@ class PostgresDriver:
             async with self._lock:
                 if self._pool is None:
                     try:
-                        self._pool = await asyncpg.create_pool(
-                            self._dsn, min_size=0, max_size=self._pool_size
-                        )
+                        self._pool = await _durable_pool(self._dsn, self._pool_size)
                     except _POSTGRES_ERRORS as exc:
                         raise _postgres_error(exc, None) from exc
         return self._pool
@@ -298,6 +307,29 @@ class PostgresDriver:
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
+
+
+async def _durable_pool(dsn: str, size: int) -> asyncpg.Pool:
+    """A pool whose COMMITs are on disk before they return.
+
+    With ``synchronous_commit = off`` (from the database's or role's defaults, or the URL)
+    PostgreSQL answers COMMIT before the WAL is flushed, and a crash loses what users were
+    told was completed. Then the pool is rebuilt with ``on`` in every connection's startup
+    packet: a ``SET`` would not do, as the pool's ``RESET ALL`` on release undoes it. Any
+    stronger level (``remote_apply``, ...) is left as configured."""
+    pool = await asyncpg.create_pool(dsn, min_size=0, max_size=size)
+    async with pool.acquire() as conn:
+        level = await conn.fetchval("SELECT current_setting('synchronous_commit')")
+    if level != "off":
+        return pool
+    await pool.close()
+    log.warning(
+        "postgres.synchronous_commit_restored",
+        detail="synchronous_commit is off for this database or role; the write path runs on",
+    )
+    return await asyncpg.create_pool(
+        dsn, min_size=0, max_size=size, server_settings={"synchronous_commit": "on"}
+    )
 
 
 def _postgres_error(exc: BaseException, conn: asyncpg.Connection | None) -> StatementFailed:

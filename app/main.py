@@ -57,6 +57,7 @@ def create_app(
         busy_timeout_ms=settings.db_busy_timeout_ms,
         pool_size=settings.db_pool_size + settings.db_max_overflow,
         pool_timeout_seconds=settings.db_pool_timeout_seconds,
+        sqlite_synchronous=settings.sqlite_synchronous,
     )
     metrics = Metrics()
     services = Services(

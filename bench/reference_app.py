@@ -269,7 +269,7 @@ class SqliteStore:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         for pragma in (
             "PRAGMA journal_mode=WAL",
-            "PRAGMA synchronous=NORMAL",
+            "PRAGMA synchronous=FULL",  # as the app: a confirmed commit is on disk
             "PRAGMA foreign_keys=ON",
             "PRAGMA busy_timeout=5000",
         ):
